@@ -1,0 +1,52 @@
+# chatpersona — every target creates and uses .venv itself, idempotently.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SYSSTAMP := $(VENV)/.system-installed
+
+.PHONY: help venv demo test lint bench services system-deps clean-venv
+
+help:
+	@echo "make demo   - set up .venv and run the whole system on the embedded default (SQLite, memory bus/state)"
+	@echo "make test   - set up .venv, system packages and services, then lint and run the whole test suite"
+	@echo "make bench  - run the benchmarks in bench/ (results in bench/results/, summary in docs/BENCHMARKS.md)"
+	@echo "make lint   - ruff + mypy"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages the tests need (Chromium for the browser tests). Idempotent.
+$(SYSSTAMP): scripts/system-deps.sh | $(PY)
+	bash scripts/system-deps.sh
+	touch $(SYSSTAMP)
+
+system-deps: $(SYSSTAMP)
+
+services:
+	bash scripts/services.sh
+
+demo: venv
+	$(VENV)/bin/chatpersona demo
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+test: venv system-deps services lint
+	$(PY) -m pytest -q -n 2 --dist loadgroup tests
+
+bench: venv services
+	$(PY) bench/run_all.py
+
+clean-venv:
+	rm -rf $(VENV)

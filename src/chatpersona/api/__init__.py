@@ -1,0 +1,3 @@
+"""chatpersona.api."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""chatpersona.chat."""
+
+__all__: list[str] = []

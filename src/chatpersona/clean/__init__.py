@@ -1,0 +1,3 @@
+"""chatpersona.clean."""
+
+__all__: list[str] = []

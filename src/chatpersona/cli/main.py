@@ -1,0 +1,86 @@
+"""The ``chatpersona`` command: one typer app; each stage registers its own commands.
+
+Every command module exposes ``register(app)``; heavy imports happen inside the
+commands so that ``chatpersona --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from chatpersona import __version__
+from chatpersona.cli import (
+    clean_cmd,
+    decide_cmd,
+    demo_cmd,
+    generate_cmd,
+    segment_cmd,
+    serve_cmd,
+    stream_cmd,
+)
+from chatpersona.exceptions import ChatpersonaError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="chatpersona",
+    help="Personalize a support chatbot from data: clean, segment, stream, profile, decide.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"chatpersona {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Personalize a support chatbot from data: clean, segment, stream, profile, decide."""
+
+
+for _module in (generate_cmd, clean_cmd, segment_cmd, serve_cmd, stream_cmd, decide_cmd, demo_cmd):
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the app and turns a :class:`ChatpersonaError` into a clear
+    message on stderr and exit code 2 (1 is left for unexpected failures)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except ChatpersonaError as exc:
+        err_console.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("Aborted.")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

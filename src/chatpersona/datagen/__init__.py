@@ -1,0 +1,3 @@
+"""chatpersona.datagen."""
+
+__all__: list[str] = []

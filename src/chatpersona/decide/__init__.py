@@ -1,0 +1,3 @@
+"""chatpersona.decide."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""chatpersona.features."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""chatpersona.pipeline."""
+
+__all__: list[str] = []

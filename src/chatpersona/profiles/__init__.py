@@ -1,0 +1,3 @@
+"""chatpersona.profiles."""
+
+__all__: list[str] = []

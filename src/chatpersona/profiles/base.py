@@ -1,0 +1,111 @@
+"""The profile store contract: a small base class and a registry from URL scheme to class.
+
+Every store (memory, SQLite, PostgreSQL) implements four methods and passes the shared
+conformance suite in ``tests/conformance/test_profile_stores.py``. Optional abilities
+(API keys, caching) are separate capabilities, not methods that raise deep inside.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from chatpersona.exceptions import UnknownBackendError
+from chatpersona.profiles.schema import Profile, ProfilePatch
+
+__all__ = ["Page", "ProfileStore", "open_store", "register_store", "store_schemes"]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a scan: the profiles and the cursor of the next page (``None`` at the end)."""
+
+    items: list[Profile]
+    next_cursor: str | None
+
+
+class ProfileStore(ABC):
+    """System of record for profiles, keyed by ``(tenant, user_id)``."""
+
+    scheme: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_url(cls, url: str, **options: Any) -> ProfileStore:
+        """Open the store named by ``url`` (runs pending schema migrations)."""
+
+    @abstractmethod
+    def get(self, tenant: str, user_id: str) -> Profile | None:
+        """The profile, or ``None`` when the user is unknown in this tenant."""
+
+    @abstractmethod
+    def merge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:
+        """Apply ``patch`` atomically with :func:`~chatpersona.profiles.schema.apply_patch`
+        semantics, creating the profile if absent; concurrent merges all land."""
+
+    @abstractmethod
+    def delete(self, tenant: str, user_id: str) -> bool:
+        """Erase the profile; ``True`` if it existed."""
+
+    @abstractmethod
+    def scan(
+        self,
+        tenant: str,
+        *,
+        segment: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page:
+        """Profiles of a tenant ordered by ``user_id``, optionally of one segment."""
+
+    def ping(self) -> bool:
+        """``True`` when the store answers (used by ``/readyz``)."""
+        return True
+
+    def close(self) -> None:
+        """Release connections."""
+        return None
+
+
+S = TypeVar("S", bound=type[ProfileStore])
+_REGISTRY: dict[str, type[ProfileStore]] = {}
+
+
+def register_store(*schemes: str) -> Callable[[S], S]:
+    """Class decorator: make ``open_store`` use this class for these URL schemes."""
+
+    def deco(cls: S) -> S:
+        for scheme in schemes:
+            _REGISTRY[scheme] = cls
+        return cls
+
+    return deco
+
+
+def store_schemes() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def _load_builtin() -> None:
+    # Importing the modules registers them; drivers are imported lazily inside each.
+    import importlib
+
+    for mod in ("memory", "sqlite", "postgres"):
+        try:
+            importlib.import_module(f"chatpersona.profiles.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"chatpersona.profiles.{mod}":
+                raise
+
+
+def open_store(url: str, **options: Any) -> ProfileStore:
+    """Open a profile store by URL: ``memory://``, ``sqlite:///path.db``, ``postgresql://...``."""
+    _load_builtin()
+    scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
+    cls = _REGISTRY.get(scheme)
+    if cls is None:
+        raise UnknownBackendError("profile store", url, list(_REGISTRY))
+    return cls.from_url(url, **options)

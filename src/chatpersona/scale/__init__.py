@@ -1,0 +1,3 @@
+"""chatpersona.scale."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""chatpersona.segment."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""chatpersona.stream."""
+
+__all__: list[str] = []
