@@ -14,6 +14,8 @@ from rich.console import Console
 
 from chatpersona import __version__
 from chatpersona.cli import (
+    admin_cmd,
+    chat_cmd,
     clean_cmd,
     decide_cmd,
     demo_cmd,
@@ -56,7 +58,17 @@ def _root(
     """Personalize a support chatbot from data: clean, segment, stream, profile, decide."""
 
 
-for _module in (generate_cmd, clean_cmd, segment_cmd, serve_cmd, stream_cmd, decide_cmd, demo_cmd):
+for _module in (
+    generate_cmd,
+    clean_cmd,
+    segment_cmd,
+    serve_cmd,
+    admin_cmd,
+    stream_cmd,
+    decide_cmd,
+    chat_cmd,
+    demo_cmd,
+):
     _module.register(app)
 
 
