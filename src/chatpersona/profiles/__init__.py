@@ -1,3 +1,40 @@
-"""chatpersona.profiles."""
+"""chatpersona.profiles: the system of record for user profiles and API keys.
 
-__all__: list[str] = []
+Open a store by URL (``memory://``, ``sqlite:///path.db``, ``postgresql://...``), optionally
+behind a Redis read-through cache; every store merges with the same pure
+:func:`apply_patch` rules and passes the same conformance suite.
+"""
+
+from chatpersona.profiles.base import Page, ProfileStore, open_store, register_store, store_schemes
+from chatpersona.profiles.keys import KNOWN_SCOPES, ApiKey, KeyStore
+from chatpersona.profiles.memory import MemoryStore
+from chatpersona.profiles.schema import (
+    HISTORY_LIMIT,
+    Feedback,
+    Profile,
+    ProfilePatch,
+    ProfilePublic,
+    ProfileUpdate,
+    SegmentRef,
+    apply_patch,
+)
+
+__all__ = [
+    "HISTORY_LIMIT",
+    "KNOWN_SCOPES",
+    "ApiKey",
+    "Feedback",
+    "KeyStore",
+    "MemoryStore",
+    "Page",
+    "Profile",
+    "ProfilePatch",
+    "ProfilePublic",
+    "ProfileStore",
+    "ProfileUpdate",
+    "SegmentRef",
+    "apply_patch",
+    "open_store",
+    "register_store",
+    "store_schemes",
+]
