@@ -85,6 +85,7 @@ def register_store(*schemes: str) -> Callable[[S], S]:
 
 
 def store_schemes() -> list[str]:
+    """The URL schemes ``open_store`` knows."""
     _load_builtin()
     return sorted(_REGISTRY)
 
@@ -101,11 +102,38 @@ def _load_builtin() -> None:
                 raise
 
 
-def open_store(url: str, **options: Any) -> ProfileStore:
-    """Open a profile store by URL: ``memory://``, ``sqlite:///path.db``, ``postgresql://...``."""
+def open_store(
+    url: str,
+    *,
+    cache_url: str | None = None,
+    cache_ttl_seconds: int = 60,
+    cache_prefix: str = "chatpersona:",
+    **options: Any,
+) -> ProfileStore:
+    """Open a profile store by URL: ``memory://``, ``sqlite:///path.db``, ``postgresql://...``.
+
+    Pending schema migrations run on open (pass ``migrate=False`` to skip). With
+    ``cache_url="redis://..."`` the store is wrapped in a read-through
+    :class:`~chatpersona.profiles.cache.CachedStore`.
+
+    Examples
+    --------
+    >>> store = open_store("sqlite:///:memory:")
+    >>> type(store).__name__
+    'SQLiteStore'
+    """
     _load_builtin()
     scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
     cls = _REGISTRY.get(scheme)
     if cls is None:
         raise UnknownBackendError("profile store", url, list(_REGISTRY))
-    return cls.from_url(url, **options)
+    store = cls.from_url(url, **options)
+    if cache_url:
+        from chatpersona.profiles.cache import CachedStore
+
+        cache_scheme = cache_url.split("://", 1)[0] if "://" in cache_url else ""
+        if cache_scheme not in ("redis", "rediss", "unix"):
+            store.close()
+            raise UnknownBackendError("profile cache", cache_url, ["redis", "rediss", "unix"])
+        return CachedStore(store, cache_url, cache_ttl_seconds, cache_prefix)
+    return store

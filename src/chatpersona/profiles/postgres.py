@@ -1,0 +1,311 @@
+"""PostgreSQL profile + API key store (``postgresql://...``): the production system of record.
+
+psycopg 3 with a :class:`psycopg_pool.ConnectionPool`; each profile is one JSONB document
+keyed by ``(tenant, user_id)``, with the segment id in its own indexed column for
+``scan(segment=...)``. A merge runs in one transaction: ``SELECT ... FOR UPDATE`` locks the
+row, :func:`apply_patch` computes the new document, ``UPDATE`` writes it; a missing row is
+inserted with ``ON CONFLICT DO NOTHING`` and, if another transaction created it first,
+the loop locks and merges into that row instead — so concurrent merges all land.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from chatpersona.exceptions import BackendError, ConflictError
+from chatpersona.profiles import migrations
+from chatpersona.profiles._common import (
+    check_ids,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    redact_url,
+)
+from chatpersona.profiles.base import Page, ProfileStore, register_store
+from chatpersona.profiles.keys import (
+    ApiKey,
+    check_secret,
+    hash_secret,
+    key_id_of,
+    new_secret,
+    normalize_scopes,
+    validate_tenant,
+)
+from chatpersona.profiles.schema import Profile, ProfilePatch, apply_patch
+
+__all__ = ["PostgresStore"]
+
+# Any constant: serializes concurrent `migrate()` calls from several processes.
+_MIGRATION_LOCK = 7_246_331_902
+
+
+def _conninfo(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"postgresql://{rest}" if scheme != "postgresql" else url
+
+
+@register_store("postgresql", "postgres")
+class PostgresStore(ProfileStore):
+    """Profiles as JSONB and API keys in PostgreSQL, through a connection pool.
+
+    Parameters
+    ----------
+    url:
+        A libpq URL, ``postgresql://user@host:5432/db`` (``postgres://`` and
+        ``postgresql+psycopg://`` are accepted too).
+    migrate:
+        Apply pending schema migrations when opening (default ``True``).
+    min_size, max_size:
+        Connection pool bounds.
+    connect_timeout_s:
+        How long to wait for the server when opening.
+    """
+
+    scheme = "postgresql"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate: bool = True,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        from psycopg_pool import ConnectionPool, PoolTimeout
+
+        self.url = _conninfo(url)
+        self._where = redact_url(self.url)
+        self._pool = ConnectionPool(
+            self.url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(connect_timeout_s))},
+            open=False,
+            name="chatpersona-profiles",
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout_s)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise BackendError(
+                f"Cannot connect to PostgreSQL at {self._where} within {connect_timeout_s}s.",
+                code="backend_unreachable",
+                url=self._where,
+            ) from exc
+        if migrate:
+            self.migrate()
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> PostgresStore:
+        """``postgresql://user@host:port/db``."""
+        return cls(url, **options)
+
+    # -- connections --------------------------------------------------------------------
+    @contextmanager
+    def _conn(self) -> Iterator[Any]:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise BackendError(
+                f"PostgreSQL at {self._where} failed: {exc}", url=self._where
+            ) from exc
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        with self._conn() as conn, conn.transaction():
+            yield conn
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations in one transaction (under an advisory lock)."""
+        with self._tx() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            applied = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+            todo = migrations.pending(migrations.POSTGRES, applied, where=self._where)
+            for m in todo:
+                for statement in m.statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (m.version, m.name),
+                )
+        return [m.label for m in todo]
+
+    def ping(self) -> bool:
+        try:
+            with self._conn() as conn:
+                conn.execute("SELECT 1 FROM schema_migrations LIMIT 1").fetchall()
+            return True
+        except Exception:  # any failure means "not ready"
+            return False
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- profiles -----------------------------------------------------------------------
+    def get(self, tenant: str, user_id: str) -> Profile | None:
+        check_ids(tenant, user_id)
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT doc::text FROM profiles WHERE tenant = %s AND user_id = %s",
+                (tenant, user_id),
+            ).fetchone()
+        return Profile.model_validate_json(row[0]) if row else None
+
+    def merge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:
+        check_ids(tenant, user_id)
+        with self._tx() as conn:
+            for _ in range(3):
+                row = conn.execute(
+                    "SELECT doc::text FROM profiles WHERE tenant = %s AND user_id = %s FOR UPDATE",
+                    (tenant, user_id),
+                ).fetchone()
+                current = Profile.model_validate_json(row[0]) if row else None
+                new = apply_patch(current, patch, tenant=tenant, user_id=user_id)
+                values = (
+                    new.model_dump_json(),
+                    new.segment.id if new.segment else None,
+                    new.version,
+                    new.updated_at,
+                    tenant,
+                    user_id,
+                )
+                if current is not None:
+                    cur = conn.execute(
+                        "UPDATE profiles SET doc = %s::jsonb, segment_id = %s, version = %s,"
+                        " updated_at = %s WHERE tenant = %s AND user_id = %s AND version = %s",
+                        (*values, current.version),
+                    )
+                    if cur.rowcount == 1:
+                        return new
+                else:
+                    cur = conn.execute(
+                        "INSERT INTO profiles (doc, segment_id, version, updated_at, tenant,"
+                        " user_id, created_at) VALUES (%s::jsonb, %s, %s, %s, %s, %s, %s)"
+                        " ON CONFLICT (tenant, user_id) DO NOTHING",
+                        (*values, new.created_at),
+                    )
+                    if cur.rowcount == 1:
+                        return new
+                # Another transaction created the row first: lock it and merge into it.
+        raise ConflictError(
+            f"Profile {user_id!r} kept changing during the merge; retry.", user_id=user_id
+        )
+
+    def delete(self, tenant: str, user_id: str) -> bool:
+        check_ids(tenant, user_id)
+        with self._conn() as conn:
+            cur = conn.execute(
+                "DELETE FROM profiles WHERE tenant = %s AND user_id = %s", (tenant, user_id)
+            )
+            return bool(cur.rowcount > 0)
+
+    def scan(
+        self,
+        tenant: str,
+        *,
+        segment: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page:
+        check_limit(limit)
+        after = decode_cursor(cursor)
+        sql = "SELECT doc::text FROM profiles WHERE tenant = %s"
+        args: list[Any] = [tenant]
+        if segment is not None:
+            sql += " AND segment_id = %s"
+            args.append(segment)
+        if after is not None:
+            sql += " AND user_id > %s"
+            args.append(after)
+        sql += " ORDER BY user_id LIMIT %s"
+        args.append(limit + 1)
+        with self._conn() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        items = [Profile.model_validate_json(r[0]) for r in rows[:limit]]
+        nxt = encode_cursor(items[-1].user_id) if len(rows) > limit else None
+        return Page(items=items, next_cursor=nxt)
+
+    # -- API keys (KeyStore) ------------------------------------------------------------
+    _KEY_COLS = "key_id, tenant, scopes, name, created_at, revoked_at"
+
+    @staticmethod
+    def _key(row: tuple[Any, ...]) -> ApiKey:
+        key_id, tenant, scopes, name, created_at, revoked_at = row
+        return ApiKey(
+            key_id=key_id,
+            tenant=tenant,
+            scopes=frozenset(scopes),
+            name=name,
+            created_at=created_at.astimezone(UTC),
+            revoked=revoked_at is not None,
+        )
+
+    def create_key(
+        self, tenant: str, scopes: Iterable[str], name: str | None = None
+    ) -> tuple[ApiKey, str]:
+        key_id, secret = new_secret()
+        key = ApiKey(
+            key_id=key_id,
+            tenant=validate_tenant(tenant),
+            scopes=normalize_scopes(scopes),
+            name=name,
+            created_at=datetime.now(UTC),
+        )
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO api_keys (key_id, tenant, secret_hash, scopes, name, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (
+                    key.key_id,
+                    key.tenant,
+                    hash_secret(secret),
+                    sorted(key.scopes),
+                    key.name,
+                    key.created_at,
+                ),
+            )
+        return key, secret
+
+    def find_key(self, secret: str) -> ApiKey | None:
+        key_id = key_id_of(secret)
+        if key_id is None:
+            return None
+        with self._conn() as conn:
+            row = conn.execute(
+                f"SELECT {self._KEY_COLS}, secret_hash FROM api_keys WHERE key_id = %s",
+                (key_id,),
+            ).fetchone()
+        if row is None or not check_secret(secret, row[-1]):
+            return None
+        key = self._key(row[:-1])
+        return None if key.revoked else key
+
+    def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        sql = f"SELECT {self._KEY_COLS} FROM api_keys"
+        args: tuple[str, ...] = ()
+        if tenant is not None:
+            sql += " WHERE tenant = %s"
+            args = (tenant,)
+        with self._conn() as conn:
+            rows = conn.execute(sql + " ORDER BY created_at, key_id", args).fetchall()
+        return [self._key(r) for r in rows]
+
+    def revoke_key(self, key_id: str) -> bool:
+        with self._conn() as conn:
+            cur = conn.execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE key_id = %s AND revoked_at IS NULL",
+                (key_id,),
+            )
+            return bool(cur.rowcount > 0)

@@ -1,0 +1,219 @@
+"""One conformance suite for every profile store, run against real servers where they are.
+
+Parametrized over: memory, SQLite (a temp file), PostgreSQL (a fresh database), and the
+Redis-cached variants of SQLite and PostgreSQL. A new backend proves itself by passing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from chatpersona.exceptions import ValidationError
+from chatpersona.profiles import (
+    HISTORY_LIMIT,
+    KeyStore,
+    ProfilePatch,
+    ProfileStore,
+    SegmentRef,
+    open_store,
+)
+
+KINDS = ["memory", "sqlite", "postgresql", "sqlite+redis", "postgresql+redis"]
+
+
+@pytest.fixture(params=KINDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProfileStore]:
+    kind: str = request.param
+    base, _, cache = kind.partition("+")
+    if base == "memory":
+        url = "memory://"
+    elif base == "sqlite":
+        url = f"sqlite:///{tmp_path / 'profiles.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    options = {}
+    if cache:
+        options = {
+            "cache_url": request.getfixturevalue("redis_url"),
+            "cache_prefix": request.getfixturevalue("redis_prefix"),
+            "cache_ttl_seconds": 30,
+        }
+    s = open_store(url, **options)
+    yield s
+    s.close()
+
+
+def seg(sid: str) -> SegmentRef:
+    return SegmentRef(id=sid, name=f"name-{sid}", model_version="v1", assigned_at=datetime.now(UTC))
+
+
+def test_get_unknown_is_none(store: ProfileStore) -> None:
+    assert store.get("t1", "nobody") is None
+    assert store.ping() is True
+
+
+def test_merge_creates_then_merges(store: ProfileStore) -> None:
+    first = store.merge(
+        "t1",
+        "u1",
+        ProfilePatch(
+            preferences={"language": "en", "product_interest": "laptops"},
+            interaction_history=["chat_id_1234", "chat_id_5678"],
+        ),
+    )
+    assert first.version == 1 and first.tenant == "t1" and first.user_id == "u1"
+    assert first.interaction_history == ["chat_id_5678", "chat_id_1234"]
+    second = store.merge(
+        "t1",
+        "u1",
+        ProfilePatch(
+            preferences={"language": "es", "product_interest": None},
+            interaction_history=["chat_id_5678", "chat_id_9"],
+        ),
+    )
+    assert second.version == 2
+    assert second.preferences == {"language": "es"}
+    assert second.interaction_history == ["chat_id_9", "chat_id_5678", "chat_id_1234"]
+    assert second.interaction_count == 3
+    assert second.created_at == first.created_at
+    got = store.get("t1", "u1")
+    assert got == second
+
+
+def test_round_trip_keeps_every_field(store: ProfileStore) -> None:
+    patch = ProfilePatch(
+        attributes={"age": 41, "region": "North", "is_vip": True},
+        consent={"marketing": False},
+        segment=seg("s2"),
+        features={"chats_30d": 3.0, "csat_mean": 4.5},
+        csat=4,
+        nps=9,
+    )
+    written = store.merge("t1", "u1", patch)
+    assert store.get("t1", "u1") == written
+    assert written.feedback.csat_last == 4 and written.feedback.nps_last == 9
+    assert written.segment is not None and written.segment.id == "s2"
+
+
+def test_tenants_are_isolated(store: ProfileStore) -> None:
+    store.merge("A", "u1", ProfilePatch(preferences={"who": "a"}))
+    store.merge("B", "u1", ProfilePatch(preferences={"who": "b"}))
+    a, b = store.get("A", "u1"), store.get("B", "u1")
+    assert a is not None and b is not None
+    assert (a.preferences, b.preferences) == ({"who": "a"}, {"who": "b"})
+    assert store.delete("A", "u1") is True
+    assert store.get("A", "u1") is None
+    assert store.get("B", "u1") is not None
+    assert [p.user_id for p in store.scan("B").items] == ["u1"]
+    assert store.scan("A").items == []
+
+
+def test_delete(store: ProfileStore) -> None:
+    store.merge("t1", "u1", ProfilePatch(preferences={"x": 1}))
+    assert store.get("t1", "u1") is not None  # warms a cache, if any
+    assert store.delete("t1", "u1") is True
+    assert store.get("t1", "u1") is None
+    assert store.delete("t1", "u1") is False
+    again = store.merge("t1", "u1", ProfilePatch(preferences={"y": 2}))
+    assert again.version == 1 and again.preferences == {"y": 2}
+
+
+def test_read_after_write_sees_the_write(store: ProfileStore) -> None:
+    for i in range(5):
+        store.merge("t1", "u1", ProfilePatch(preferences={"n": i}))
+        got = store.get("t1", "u1")
+        assert got is not None and got.preferences == {"n": i} and got.version == i + 1
+
+
+def test_history_is_bounded_count_is_not(store: ProfileStore) -> None:
+    ids = [f"c{i}" for i in range(HISTORY_LIMIT + 25)]
+    p = store.merge("t1", "u1", ProfilePatch(interaction_history=ids))
+    assert len(p.interaction_history) == HISTORY_LIMIT
+    assert p.interaction_history[0] == ids[-1]
+    assert p.interaction_count == len(ids)
+    assert store.get("t1", "u1") == p
+
+
+def test_scan_pages_in_user_id_order(store: ProfileStore) -> None:
+    users = [f"u{i:03d}" for i in range(23)] + ["U-upper", "a.b@c", "z:9"]
+    for i, uid in enumerate(reversed(users)):
+        store.merge("t1", uid, ProfilePatch(segment=seg("even" if i % 2 == 0 else "odd")))
+    store.merge("t2", "u000", ProfilePatch(preferences={"x": 1}))
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = store.scan("t1", cursor=cursor, limit=5)
+        pages += 1
+        assert len(page.items) <= 5
+        seen += [p.user_id for p in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == sorted(users)  # code-point order on every backend
+    assert pages == 6
+    evens = [p.user_id for p in store.scan("t1", segment="even", limit=1000).items]
+    odds = [p.user_id for p in store.scan("t1", segment="odd", limit=1000).items]
+    assert sorted(evens + odds) == sorted(users) and not set(evens) & set(odds)
+    assert evens == sorted(evens)
+    assert store.scan("t1", segment="none").items == []
+
+
+def test_scan_segment_follows_reassignment(store: ProfileStore) -> None:
+    store.merge("t1", "u1", ProfilePatch(segment=seg("s1")))
+    store.merge("t1", "u1", ProfilePatch(segment=seg("s2")))
+    assert store.scan("t1", segment="s1").items == []
+    assert [p.user_id for p in store.scan("t1", segment="s2").items] == ["u1"]
+
+
+def test_scan_rejects_bad_arguments(store: ProfileStore) -> None:
+    with pytest.raises(ValidationError) as err:
+        store.scan("t1", cursor="%%%not-a-cursor")
+    assert err.value.code == "invalid_cursor"
+    with pytest.raises(ValidationError) as err:
+        store.scan("t1", limit=0)
+    assert err.value.code == "invalid_limit"
+
+
+def test_bad_ids_are_rejected(store: ProfileStore) -> None:
+    with pytest.raises(ValidationError):
+        store.get("t1", "")
+    with pytest.raises(ValidationError):
+        store.merge("t1", "x" * 129, ProfilePatch())
+
+
+def test_api_keys(store: ProfileStore) -> None:
+    assert isinstance(store, KeyStore)
+    key, secret = store.create_key("acme", ["profile:read", "profile:write"], name="bot")
+    other, other_secret = store.create_key("globex", "admin")
+    assert secret.startswith(f"cp_{key.key_id}_") and len(secret) == 3 + 17 + 43
+    assert store.find_key(secret) == key
+    assert key.scopes == frozenset({"profile:read", "profile:write"}) and key.name == "bot"
+    assert store.find_key(other_secret) == other and other.tenant == "globex"
+    # A right key id with a wrong secret, a malformed secret, an unknown key: all None.
+    assert store.find_key(secret[:-1] + ("A" if secret[-1] != "A" else "B")) is None
+    assert store.find_key("Bearer " + secret) is None
+    assert store.find_key("") is None
+    assert [k.key_id for k in store.list_keys("acme")] == [key.key_id]
+    assert {k.key_id for k in store.list_keys()} == {key.key_id, other.key_id}
+    assert store.revoke_key(key.key_id) is True
+    assert store.revoke_key(key.key_id) is False
+    assert store.revoke_key("0" * 16) is False
+    assert store.find_key(secret) is None
+    listed = store.list_keys("acme")
+    assert len(listed) == 1 and listed[0].revoked is True
+    assert store.find_key(other_secret) == other
+
+
+def test_api_keys_validate_input(store: ProfileStore) -> None:
+    assert isinstance(store, KeyStore)
+    with pytest.raises(ValidationError):
+        store.create_key("bad tenant!", ["profile:read"])
+    with pytest.raises(ValidationError):
+        store.create_key("acme", [])
+    with pytest.raises(ValidationError):
+        store.create_key("acme", ["Profile Read"])
