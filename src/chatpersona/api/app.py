@@ -1,0 +1,133 @@
+"""The application factory: settings in, a FastAPI app out (nothing is built at import).
+
+``create_app`` wires the store, the optional services, the middlewares (metrics and access
+log outermost, then the body limits) and the routers: the api's own (``health``,
+``profiles``, ``segments``, ``admin``) and, when their modules exist, ``events``,
+``decisions`` and ``chat`` from :mod:`chatpersona.api.routes`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import ModuleType
+from typing import Any
+
+from fastapi import FastAPI
+
+from chatpersona import __version__
+from chatpersona.api.errors import install_error_handlers
+from chatpersona.api.limits import BodyLimitMiddleware, TokenBucketLimiter
+from chatpersona.api.metrics import Metrics, ObservabilityMiddleware
+from chatpersona.api.routes import admin, health, profiles, segments
+from chatpersona.api.security import KeyAuthenticator, find_key_store
+from chatpersona.config import Settings
+from chatpersona.profiles.base import ProfileStore, open_store
+
+__all__ = ["OPTIONAL_ROUTERS", "create_app", "open_configured_store"]
+
+OPTIONAL_ROUTERS: tuple[str, ...] = ("events", "decisions", "chat")
+"""Router modules of other stages, included when ``chatpersona.api.routes.<name>`` exists."""
+
+MAX_JSON_DEPTH = 32
+
+
+def open_configured_store(settings: Settings) -> ProfileStore:
+    """The store named by ``settings.store_url``, behind the Redis cache if
+    ``settings.cache_url`` is set."""
+    store = open_store(settings.store_url)
+    if settings.cache_url:
+        from chatpersona.profiles.cache import CachedStore
+
+        store = CachedStore(store, settings.cache_url, ttl_seconds=settings.cache_ttl_seconds)
+    return store
+
+
+def _optional_router(name: str) -> ModuleType | None:
+    module_name = f"{__package__}.routes.{name}"
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only the router module itself may be missing; a broken import inside it is a bug.
+        if exc.name != module_name:
+            raise
+        return None
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: ProfileStore | None = None,
+    services: dict[str, Any] | None = None,
+) -> FastAPI:
+    """Build the REST API.
+
+    Parameters
+    ----------
+    settings:
+        Frozen settings (built once by the CLI or a test); stored as ``app.state.settings``.
+    store:
+        The profile store; opened from ``settings.store_url`` (+ ``cache_url``) when
+        ``None``, and then closed with the app.
+    services:
+        Optional components by name, stored as ``app.state.services``: ``"keys"`` (a
+        :class:`~chatpersona.profiles.keys.KeyStore` when the store is not one),
+        ``"segments"``, ``"state"``, ``"event_log"``, ``"transport"``, ``"decisions"``,
+        ``"bot"``, ``"pipeline"``. Any service with ``delete_user(tenant, user_id)`` /
+        ``export_user(tenant, user_id)`` takes part in erasure / export.
+
+    Returns
+    -------
+    FastAPI
+        The app; OpenAPI at ``/openapi.json``, docs at ``/docs``.
+
+    Examples
+    --------
+    >>> from chatpersona.config import Settings
+    >>> from chatpersona.profiles import MemoryStore
+    >>> app = create_app(Settings(), store=MemoryStore())
+    >>> "/api/user/{user_id}/profile" in app.openapi()["paths"]
+    True
+    """
+    owns_store = store is None
+    the_store = store if store is not None else open_configured_store(settings)
+    the_services: dict[str, Any] = dict(services or {})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_store:
+            the_store.close()
+
+    app = FastAPI(
+        title="chatpersona",
+        version=__version__,
+        description="User profiles, segments and personalization for support chatbots.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = the_store
+    app.state.services = the_services
+    app.state.metrics = Metrics()
+    app.state.rate_limiter = TokenBucketLimiter(settings.rate_limit_per_minute)
+    app.state.authenticator = KeyAuthenticator(find_key_store(the_store, the_services))
+
+    install_error_handlers(app)
+    # Added last = outermost: metrics/access log see every answer, the 413/400s included.
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_depth=MAX_JSON_DEPTH
+    )
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics, router=app.router)
+
+    modules: list[ModuleType] = [health, profiles, segments, admin]
+    for name in OPTIONAL_ROUTERS:
+        module = _optional_router(name)
+        if module is not None:
+            modules.append(module)
+    for module in modules:
+        app.include_router(module.router)
+        setup = getattr(module, "setup", None)
+        if callable(setup):
+            setup(app, settings)
+    return app

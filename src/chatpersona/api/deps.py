@@ -1,0 +1,137 @@
+"""Dependencies shared by every router, as ``Annotated`` aliases (FastAPI template style).
+
+Routers (the api's own and the stream/decide/chat ones) declare what they need::
+
+    from chatpersona.api.deps import StoreDep, require_scope
+
+    @router.post("/events")
+    def ingest(body: EventCreate, store: StoreDep,
+               principal: Annotated[Principal, Depends(require_scope("events:write"))]): ...
+
+Authentication (401), the per-key rate limit (429) and the scope check (403) all happen
+here, so a route that takes a :class:`Principal` is protected by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from chatpersona.api.errors import ApiError
+from chatpersona.api.limits import TokenBucketLimiter
+from chatpersona.api.security import KeyAuthenticator, Principal
+from chatpersona.config import Settings
+from chatpersona.profiles.base import ProfileStore
+
+__all__ = [
+    "AdminDep",
+    "Principal",
+    "PrincipalDep",
+    "ProfileReaderDep",
+    "ProfileWriterDep",
+    "ServicesDep",
+    "SettingsDep",
+    "StoreDep",
+    "get_principal",
+    "get_services",
+    "get_settings",
+    "get_store",
+    "require_scope",
+]
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's frozen :class:`~chatpersona.config.Settings` (given to ``create_app``)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> ProfileStore:
+    """The app's profile store."""
+    store: ProfileStore = request.app.state.store
+    return store
+
+
+def get_services(request: Request) -> dict[str, Any]:
+    """Optional components (``"state"``, ``"event_log"``, ``"segments"`` ...) by name."""
+    services: dict[str, Any] = request.app.state.services
+    return services
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[ProfileStore, Depends(get_store)]
+ServicesDep = Annotated[dict[str, Any], Depends(get_services)]
+
+_bearer = HTTPBearer(
+    auto_error=False, description="An API key: `Authorization: Bearer cp_<key_id>_<secret>`."
+)
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="The same API key in `X-API-Key`."
+)
+
+
+def _unauthorized(code: str, message: str) -> ApiError:
+    return ApiError(401, code, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def get_principal(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_api_key_header)],
+) -> Principal:
+    """Authenticate the request's API key and spend one token of its rate limit.
+
+    Raises 401 (``missing_api_key`` / ``invalid_api_key``) or 429 (``rate_limited``, with
+    ``Retry-After``).
+    """
+    secret = bearer.credentials if bearer is not None else header_key
+    if not secret:
+        raise _unauthorized(
+            "missing_api_key", "Send an API key as 'Authorization: Bearer KEY' or 'X-API-Key'."
+        )
+    authenticator: KeyAuthenticator = request.app.state.authenticator
+    principal = await authenticator.authenticate(secret)
+    if principal is None:
+        raise _unauthorized("invalid_api_key", "The API key is unknown or revoked.")
+    request.state.key_id = principal.key_id
+    limiter: TokenBucketLimiter = request.app.state.rate_limiter
+    wait = limiter.take(principal.key_id)
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many requests for this API key; retry later.",
+            headers={"Retry-After": limiter.retry_after(wait)},
+        )
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency returning the :class:`Principal` if its key carries ``scope`` (403
+    ``missing_scope`` otherwise; ``admin`` implies every scope).
+
+    Examples
+    --------
+    >>> dep = require_scope("events:write")
+    >>> dep.__name__
+    'require_events_write'
+    """
+
+    async def dependency(principal: PrincipalDep) -> Principal:
+        if not principal.has_scope(scope):
+            raise ApiError(403, "missing_scope", f"This API key lacks the {scope!r} scope.")
+        return principal
+
+    dependency.__name__ = "require_" + scope.replace(":", "_").replace("-", "_")
+    return dependency
+
+
+ProfileReaderDep = Annotated[Principal, Depends(require_scope("profile:read"))]
+ProfileWriterDep = Annotated[Principal, Depends(require_scope("profile:write"))]
+AdminDep = Annotated[Principal, Depends(require_scope("admin"))]
