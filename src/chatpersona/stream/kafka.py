@@ -1,0 +1,265 @@
+"""``kafka://host:port[,host:port]/TOPIC`` — confluent-kafka, keyed by ``user_id``.
+
+A user's events share a key, hence a partition, hence an order; a partition is consumed by
+one group member at a time. Offsets are committed by hand after the effects are stored
+(never auto-committed), and never past a message given back with ``nack``. Dead letters
+go to ``TOPIC.dlq`` with the reason in the headers and the original bytes as the value.
+Kafka keeps no delivery counter, so the attempt count is kept by the consumer process
+(a message that kills the process itself is retried after each restart).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from chatpersona.exceptions import BackendError
+from chatpersona.stream.base import (
+    DeadLetter,
+    Delivery,
+    Transport,
+    int_option,
+    parse_options,
+    register_transport,
+    user_of,
+)
+from chatpersona.stream.events import Event
+
+__all__ = ["KafkaTransport"]
+
+
+@register_transport("kafka")
+class KafkaTransport(Transport):
+    """Kafka transport.
+
+    Parameters
+    ----------
+    bootstrap:
+        ``host:port[,host:port]`` of the brokers.
+    topic:
+        The event topic (its partitions decide the parallelism).
+    group, max_deliveries:
+        Consumer group id and deliveries before dead-lettering; also URL query options:
+        ``kafka://127.0.0.1:9092/events?group=workers&max_deliveries=5``.
+    config:
+        Extra librdkafka settings for both producer and consumer.
+    """
+
+    scheme = "kafka"
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        group: str = "chatpersona",
+        max_deliveries: int = 5,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.group = group
+        self.max_deliveries = max_deliveries
+        self._config = dict(config or {})
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._attempts: dict[tuple[int, int], int] = {}
+        self._nacked: dict[int, int] = {}
+        self._dead_count = 0
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> KafkaTransport:
+        netloc, path, query = parse_options(url)
+        query.update({k: str(v) for k, v in options.items() if k != "config"})
+        if not path or not netloc:
+            raise BackendError(
+                f"A Kafka URL needs brokers and a topic: kafka://host:port/TOPIC (got {url!r})",
+                url=url,
+            )
+        return cls(
+            netloc,
+            path,
+            group=query.get("group", "chatpersona"),
+            max_deliveries=int_option("KafkaTransport", query, "max_deliveries", 5),
+            config=options.get("config"),
+        )
+
+    @property
+    def dlq_topic(self) -> str:
+        """The dead-letter topic."""
+        return f"{self.topic}.dlq"
+
+    def _producer_handle(self) -> Any:
+        if self._producer is None:
+            from confluent_kafka import Producer
+
+            self._producer = Producer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "linger.ms": 5,
+                    "enable.idempotence": True,
+                    **self._config,
+                }
+            )
+        return self._producer
+
+    def publish(self, items: Sequence[Event | bytes]) -> int:
+        producer = self._producer_handle()
+        for item in items:
+            if isinstance(item, Event):
+                raw, uid = item.to_bytes(), item.user_id
+            else:
+                raw, uid = bytes(item), user_of(item)
+            while True:
+                try:
+                    producer.produce(self.topic, key=uid.encode(), value=raw)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        left = producer.flush(30)
+        if left:
+            raise BackendError(f"Kafka publish to {self.topic!r}: {left} messages not delivered")
+        return len(items)
+
+    def _consumer_handle(self) -> Any:
+        if self._consumer is None:
+            from confluent_kafka import Consumer
+
+            self._consumer = Consumer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "group.id": self.group,
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                    "client.id": f"chatpersona-{uuid.uuid4().hex[:8]}",
+                    **self._config,
+                }
+            )
+            self._consumer.subscribe([self.topic])
+        return self._consumer
+
+    def receive(self, max_messages: int = 500, timeout: float = 1.0) -> list[Delivery]:
+        consumer = self._consumer_handle()
+        out: list[Delivery] = []
+        for msg in consumer.consume(max_messages, max(timeout, 0.0)):
+            if msg.error():
+                continue
+            part, off = msg.partition(), msg.offset()
+            attempt = self._attempts.get((part, off), 0) + 1
+            self._attempts[(part, off)] = attempt
+            ts = msg.timestamp()[1]
+            d = Delivery(f"{part}:{off}", msg.value() or b"", str(part), attempt, ts / 1000)
+            if attempt > self.max_deliveries:
+                self.dead_letter(d, "max_deliveries", f"delivered {attempt - 1} times without ack")
+                continue
+            out.append(d)
+        return out
+
+    def _commit(self, offsets: dict[int, int]) -> None:
+        from confluent_kafka import TopicPartition
+
+        if not offsets:
+            return
+        tps = [TopicPartition(self.topic, p, o) for p, o in offsets.items()]
+        self._consumer_handle().commit(offsets=tps, asynchronous=False)
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        offsets: dict[int, int] = {}
+        for d in deliveries:
+            part, off = (int(x) for x in d.id.split(":"))
+            self._attempts.pop((part, off), None)
+            if self._nacked.get(part) == off:
+                del self._nacked[part]
+            offsets[part] = max(offsets.get(part, -1), off + 1)
+        # Never commit past a message that was given back for another attempt.
+        for part in list(offsets):
+            if part in self._nacked:
+                offsets[part] = min(offsets[part], self._nacked[part])
+        self._commit(offsets)
+
+    def nack(self, deliveries: Sequence[Delivery]) -> None:
+        from confluent_kafka import TopicPartition
+
+        lowest: dict[int, int] = {}
+        for d in deliveries:
+            part, off = (int(x) for x in d.id.split(":"))
+            lowest[part] = min(lowest.get(part, off), off)
+        consumer = self._consumer_handle()
+        for part, off in lowest.items():
+            self._nacked[part] = min(self._nacked.get(part, off), off)
+            consumer.seek(TopicPartition(self.topic, part, off))
+
+    def dead_letter(self, delivery: Delivery, reason: str, detail: str = "") -> None:
+        producer = self._producer_handle()
+        producer.produce(
+            self.dlq_topic,
+            value=delivery.raw,
+            key=delivery.id.encode(),
+            headers={
+                "reason": reason.encode(),
+                "detail": detail[:2000].encode(),
+                "source": delivery.id.encode(),
+                "attempts": str(delivery.attempt).encode(),
+            },
+        )
+        producer.flush(30)
+        self._dead_count += 1
+        self.ack([delivery])
+
+    def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        reader = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"dlq-reader-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                **self._config,
+            }
+        )
+        try:
+            meta = reader.list_topics(self.dlq_topic, timeout=10).topics.get(self.dlq_topic)
+            if meta is None or meta.error is not None:
+                return []
+            parts = sorted(meta.partitions)
+            ends = {
+                p: reader.get_watermark_offsets(TopicPartition(self.dlq_topic, p))[1] for p in parts
+            }
+            reader.assign([TopicPartition(self.dlq_topic, p, OFFSET_BEGINNING) for p in parts])
+            out: list[DeadLetter] = []
+            deadline = time.monotonic() + 15
+            done = {p for p, end in ends.items() if end <= 0}
+            while len(done) < len(parts) and len(out) < limit and time.monotonic() < deadline:
+                msg: Any
+                for msg in reader.consume(500, 0.5):
+                    if msg.error():
+                        continue
+                    headers: list[tuple[str, bytes | None]] = msg.headers() or []
+                    h = {k: (v or b"").decode() for k, v in headers}
+                    out.append(
+                        DeadLetter(
+                            h.get("reason", ""),
+                            h.get("detail", ""),
+                            msg.value() or b"",
+                            h.get("source", ""),
+                            int(h.get("attempts", "1") or 1),
+                        )
+                    )
+                    if msg.offset() + 1 >= ends[msg.partition()]:
+                        done.add(msg.partition())
+            return out[:limit]
+        finally:
+            reader.close()
+
+    def stats(self) -> dict[str, int]:
+        return {"dead_letters": self._dead_count}
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        if self._producer is not None:
+            self._producer.flush(10)
+            self._producer = None
