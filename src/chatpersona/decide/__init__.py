@@ -1,3 +1,76 @@
-"""chatpersona.decide."""
+"""chatpersona.decide: rules, contextual bandits, rewards and offline policy evaluation.
 
-__all__: list[str] = []
+The core of the decide stage is pure (no network, no environment): decision points come
+from YAML, policies share one :class:`Policy` base, every decision is logged with its
+propensity, and logs can be replayed to estimate a candidate policy's value offline.
+"""
+
+from chatpersona.decide.bandits import (
+    EpsilonGreedy,
+    FixedPolicy,
+    LinearThompson,
+    LinUCB,
+    UniformRandom,
+)
+from chatpersona.decide.base import (
+    BatchDecisions,
+    Cap,
+    Decision,
+    DecisionSink,
+    Guardrails,
+    Policy,
+    Scores,
+)
+from chatpersona.decide.conditions import Condition
+from chatpersona.decide.context import ContextSchema, Featurizer
+from chatpersona.decide.engine import DecisionEngine, RewardResult, build_context
+from chatpersona.decide.log import (
+    JsonlDecisionLog,
+    LoggedDecision,
+    MemoryDecisionLog,
+    read_decision_log,
+)
+from chatpersona.decide.points import (
+    POLICIES,
+    Action,
+    DecisionConfig,
+    DecisionPoint,
+    load_policy_spec,
+    make_policy,
+)
+from chatpersona.decide.rewards import RewardRule
+from chatpersona.decide.rules import Rule, RulePolicy
+
+__all__ = [
+    "POLICIES",
+    "Action",
+    "BatchDecisions",
+    "Cap",
+    "Condition",
+    "ContextSchema",
+    "Decision",
+    "DecisionConfig",
+    "DecisionEngine",
+    "DecisionPoint",
+    "DecisionSink",
+    "EpsilonGreedy",
+    "Featurizer",
+    "FixedPolicy",
+    "Guardrails",
+    "JsonlDecisionLog",
+    "LinUCB",
+    "LinearThompson",
+    "LoggedDecision",
+    "MemoryDecisionLog",
+    "Policy",
+    "RewardResult",
+    "RewardRule",
+    "Rule",
+    "RulePolicy",
+    "Scores",
+    "UniformRandom",
+    "build_context",
+    "load_policy_spec",
+    "make_policy",
+    "read_decision_log",
+]

@@ -1,0 +1,220 @@
+"""Contextual bandits over the shared :class:`~chatpersona.decide.base.Policy` base.
+
+All three keep one ridge regression per action ("disjoint" models) on the context
+vector. The inverse of each action's design matrix is kept up to date with a
+Sherman-Morrison rank-1 update (O(d^2) per reward), never re-inverted per decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from chatpersona.decide.base import Policy, Scores
+from chatpersona.exceptions import ParameterError
+
+__all__ = ["EpsilonGreedy", "FixedPolicy", "LinUCB", "LinearThompson", "UniformRandom"]
+
+
+class _LinearArms(Policy):
+    """Per-action ridge models: ``A_inv[a]``, ``b[a]``, ``theta[a] = A_inv[a] @ b[a]``."""
+
+    def __init__(self, actions: Sequence[str], *, ridge: float = 1.0, **kwargs: Any) -> None:
+        self.ridge = ridge
+        super().__init__(actions, **kwargs)
+
+    def _init_state(self, n_actions: int, dim: int) -> None:
+        if not isinstance(self.ridge, int | float) or not self.ridge > 0:
+            raise ParameterError(type(self).__name__, "ridge", "a float > 0", self.ridge)
+        self.A_inv_ = np.tile(np.eye(dim) / float(self.ridge), (n_actions, 1, 1))
+        self.b_ = np.zeros((n_actions, dim))
+        self.theta_ = np.zeros((n_actions, dim))
+        self.counts_ = np.zeros(n_actions, dtype=np.int64)
+        # A 2-D view: one BLAS call computes A_inv[a] @ x for every action at once.
+        self._A2 = self.A_inv_.reshape(n_actions * dim, dim)
+        self._dim = dim
+
+    def _update(self, x: np.ndarray, action: int, reward: float) -> None:
+        A_inv = self.A_inv_[action]
+        Ax = A_inv @ x
+        A_inv -= np.outer(Ax, Ax) / (1.0 + x @ Ax)
+        self.b_[action] += reward * x
+        self.theta_[action] = A_inv @ self.b_[action]
+        self.counts_[action] += 1
+
+    def _mean_var(self, x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean = self.theta_ @ x
+        var = (self._A2 @ x).reshape(-1, self._dim) @ x
+        if idx.shape[0] != mean.shape[0]:
+            mean, var = mean[idx], var[idx]
+        return mean, np.maximum(var, 0.0)
+
+    def _contributions(self, x: np.ndarray, action: int) -> np.ndarray | None:
+        return self.theta_[action] * x
+
+    def _batch_mean_var(self, X: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean = X @ self.theta_[idx].T
+        var = np.empty_like(mean)
+        for j, a in enumerate(idx):
+            var[:, j] = np.einsum("ij,ij->i", X @ self.A_inv_[a], X)
+        return mean, np.maximum(var, 0.0)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "ridge": self.ridge}
+
+
+class EpsilonGreedy(_LinearArms):
+    """Epsilon-greedy on per-action ridge estimates: with probability ``epsilon`` a uniform
+    candidate, otherwise the best estimate (ties split evenly).
+
+    Examples
+    --------
+    >>> p = EpsilonGreedy(["a", "b", "c"], epsilon=0.3, seed=1)
+    >>> sorted(p.probabilities({}).values())
+    [0.3333333333333333, 0.3333333333333333, 0.3333333333333333]
+    """
+
+    kind = "epsilon_greedy"
+
+    def __init__(self, actions: Sequence[str], *, epsilon: float = 0.1, **kwargs: Any) -> None:
+        self.epsilon = epsilon
+        super().__init__(actions, **kwargs)
+
+    def _init_state(self, n_actions: int, dim: int) -> None:
+        e = self.epsilon
+        if not isinstance(e, int | float) or not 0.0 <= e <= 1.0:
+            raise ParameterError("EpsilonGreedy", "epsilon", "a float in [0, 1]", e)
+        super()._init_state(n_actions, dim)
+
+    def _scores(self, x: np.ndarray, idx: np.ndarray, context: Mapping[str, Any]) -> Scores:
+        mean = self.theta_ @ x
+        if idx.shape[0] != mean.shape[0]:
+            mean = mean[idx]
+        ties = mean >= mean.max() - 1e-12
+        k = idx.shape[0]
+        probs = self.epsilon / k + (1.0 - self.epsilon) * ties / ties.sum()
+        return Scores(mean, None, probs)
+
+    def _batch_scores(self, X: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
+        return None  # epsilon mixing needs the per-row distribution
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "epsilon": self.epsilon}
+
+
+class LinUCB(_LinearArms):
+    """Disjoint LinUCB (Li et al., 2010): choose the best ``theta_a . x + alpha *
+    sqrt(x' A_a^-1 x)``.
+
+    Examples
+    --------
+    >>> p = LinUCB(["a", "b"], alpha=0.1, seed=0)
+    >>> p.update({}, "a", 1.0)
+    >>> p.probabilities({})["a"]
+    1.0
+    """
+
+    kind = "linucb"
+
+    def __init__(self, actions: Sequence[str], *, alpha: float = 0.5, **kwargs: Any) -> None:
+        self.alpha = alpha
+        super().__init__(actions, **kwargs)
+
+    def _init_state(self, n_actions: int, dim: int) -> None:
+        a = self.alpha
+        if not isinstance(a, int | float) or not a >= 0:
+            raise ParameterError("LinUCB", "alpha", "a float >= 0", a)
+        super()._init_state(n_actions, dim)
+
+    def _scores(self, x: np.ndarray, idx: np.ndarray, context: Mapping[str, Any]) -> Scores:
+        mean, var = self._mean_var(x, idx)
+        return Scores(mean, self.alpha * np.sqrt(var))
+
+    def _batch_scores(self, X: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
+        mean, var = self._batch_mean_var(X, idx)
+        return mean + self.alpha * np.sqrt(var)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "alpha": self.alpha}
+
+
+class LinearThompson(_LinearArms):
+    """Linear Thompson sampling (Agrawal & Goyal, 2013) with a known propensity.
+
+    Each action's score ``x . theta_a`` with ``theta_a ~ N(mean_a, v^2 A_a^-1)`` is a 1-D
+    normal ``N(x . mean_a, v^2 x' A_a^-1 x)``. ``draws`` such samples per action give a
+    Monte Carlo distribution over the best action; the action is drawn from exactly that
+    distribution, so the logged propensity is the true probability it was chosen with.
+    """
+
+    kind = "thompson"
+
+    def __init__(
+        self, actions: Sequence[str], *, v: float = 0.3, draws: int = 32, **kwargs: Any
+    ) -> None:
+        self.v = v
+        self.draws = draws
+        super().__init__(actions, **kwargs)
+
+    def _init_state(self, n_actions: int, dim: int) -> None:
+        if not isinstance(self.v, int | float) or not self.v > 0:
+            raise ParameterError("LinearThompson", "v", "a float > 0", self.v)
+        if not isinstance(self.draws, int) or self.draws < 1:
+            raise ParameterError("LinearThompson", "draws", "an int >= 1", self.draws)
+        super()._init_state(n_actions, dim)
+
+    def _scores(self, x: np.ndarray, idx: np.ndarray, context: Mapping[str, Any]) -> Scores:
+        mean, var = self._mean_var(x, idx)
+        k = idx.shape[0]
+        z = self.rng_.standard_normal((self.draws, k))
+        sampled = mean + self.v * np.sqrt(var) * z
+        counts = np.bincount(sampled.argmax(axis=1), minlength=k)
+        return Scores(mean, None, counts / self.draws)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "v": self.v, "draws": self.draws}
+
+
+class FixedPolicy(Policy):
+    """Always the same action (a baseline; falls back to the first candidate when the
+    fixed action is not allowed)."""
+
+    kind = "fixed"
+    learns = False
+
+    def __init__(self, actions: Sequence[str], *, action: str | None = None, **kwargs: Any) -> None:
+        self.action = action if action is not None else next(iter(actions), None)
+        super().__init__(actions, **kwargs)
+
+    def _init_state(self, n_actions: int, dim: int) -> None:
+        if self.action not in self.actions:
+            raise ParameterError("FixedPolicy", "action", f"one of {self.actions}", self.action)
+        self._fixed = self.actions.index(self.action)
+
+    def _scores(self, x: np.ndarray, idx: np.ndarray, context: Mapping[str, Any]) -> Scores:
+        value = (idx == self._fixed).astype(float)
+        if not value.any():
+            value[0] = 1.0
+        return Scores(value)
+
+    def _update(self, x: np.ndarray, action: int, reward: float) -> None:
+        return None
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "action": self.action}
+
+
+class UniformRandom(Policy):
+    """Every candidate with equal probability (a logging baseline)."""
+
+    kind = "random"
+    learns = False
+
+    def _scores(self, x: np.ndarray, idx: np.ndarray, context: Mapping[str, Any]) -> Scores:
+        k = idx.shape[0]
+        return Scores(np.zeros(k), None, np.full(k, 1.0 / k))
+
+    def _update(self, x: np.ndarray, action: int, reward: float) -> None:
+        return None

@@ -1,0 +1,575 @@
+"""The shared :class:`Policy` base: one public ``decide()`` for every algorithm.
+
+``decide()`` does, once for all policies, what must never differ between them: featurize
+the context, apply guardrails (forbidden actions, caps, contexts where exploring is not
+allowed), turn scores into action probabilities with an exploration floor, sample with the
+policy's own seeded generator, explain, and log the decision with its propensity. A policy
+implements only ``_scores()`` (how good each candidate looks) and ``_update()`` (learn
+from one reward).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections import defaultdict, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, NamedTuple, Protocol
+
+import numpy as np
+
+from chatpersona.decide.conditions import Condition
+from chatpersona.decide.context import ContextSchema, Featurizer
+from chatpersona.exceptions import ParameterError, PlanError, ValidationError
+
+__all__ = [
+    "BatchDecisions",
+    "Cap",
+    "Decision",
+    "DecisionSink",
+    "Guardrails",
+    "Policy",
+    "Scores",
+]
+
+
+class DecisionSink(Protocol):
+    """Anything that stores log records (a JSONL file, a list in memory)."""
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Store one record."""
+
+
+class Scores(NamedTuple):
+    """What a policy's ``_scores()`` returns for the candidate actions (same order).
+
+    value:
+        The policy's estimate of each candidate's reward (its exploitation score).
+    bonus:
+        Optimism added when choosing (LinUCB's confidence width); ``None`` for none.
+    probs:
+        A full probability distribution when the algorithm randomizes by itself
+        (epsilon-greedy, Thompson sampling); ``None`` means "greedy on value + bonus".
+    """
+
+    value: np.ndarray
+    bonus: np.ndarray | None = None
+    probs: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Cap:
+    """At most ``per_user`` showings of an action to one user within ``window_seconds``."""
+
+    per_user: int
+    window_seconds: float = 86400.0
+
+
+@dataclass
+class Guardrails:
+    """Limits every policy obeys, whatever its algorithm.
+
+    Parameters
+    ----------
+    no_explore:
+        Named conditions; when any matches the context the decision is greedy (the
+        policy's best estimate, propensity 1): no exploration, no exploration floor.
+    forbid:
+        ``(condition, actions)`` pairs: those actions are never candidates when the
+        condition matches (e.g. no offers without marketing consent).
+    caps:
+        Per-action :class:`Cap` on how often one user may be shown the action.
+
+    Examples
+    --------
+    >>> g = Guardrails.standard()
+    >>> g.no_explore_reasons({"intent": "cancel_order"})
+    ['sensitive_intent']
+    """
+
+    no_explore: list[tuple[str, Condition]] = field(default_factory=list)
+    forbid: list[tuple[Condition, frozenset[str]]] = field(default_factory=list)
+    caps: dict[str, Cap] = field(default_factory=dict)
+
+    @classmethod
+    def standard(cls) -> Guardrails:
+        """The documented defaults: never explore on complaints or cancellations, for VIP
+        users, or without ``personalization`` consent."""
+        return cls.from_dict(
+            {
+                "no_explore": [
+                    {"name": "sensitive_intent", "when": {"intent": ["*complain*", "*cancel*"]}},
+                    {"name": "sensitive_category", "when": {"category": ["CANCEL", "COMPLAINT"]}},
+                    {"name": "vip_segment", "when": {"segment": "*vip*"}},
+                    {"name": "vip_attribute", "when": {"attributes.is_vip": True}},
+                    {"name": "no_consent", "when": {"consent.personalization": False}},
+                ]
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Guardrails:
+        """Build guardrails from the ``guardrails:`` block of a decision-points YAML."""
+        data = dict(data or {})
+        unknown = sorted(set(data) - {"no_explore", "forbid", "caps"})
+        if unknown:
+            raise PlanError(
+                f"Unknown guardrail key(s) {', '.join(unknown)}. Known: caps, forbid, no_explore.",
+                keys=unknown,
+            )
+        no_explore = []
+        for i, item in enumerate(data.get("no_explore") or []):
+            if not isinstance(item, Mapping) or "when" not in item:
+                raise PlanError(
+                    f"guardrails.no_explore[{i}] needs a 'when' condition. Got {item!r} instead.",
+                    value=item,
+                )
+            name = str(item.get("name", f"no_explore_{i}"))
+            no_explore.append((name, Condition(item["when"], where=f"no_explore[{i}].when")))
+        forbid = []
+        for i, item in enumerate(data.get("forbid") or []):
+            if not isinstance(item, Mapping) or "when" not in item or "actions" not in item:
+                raise PlanError(
+                    f"guardrails.forbid[{i}] needs 'when' and 'actions'. Got {item!r} instead.",
+                    value=item,
+                )
+            cond = Condition(item["when"], where=f"forbid[{i}].when")
+            forbid.append((cond, frozenset(str(a) for a in item["actions"])))
+        caps = {}
+        for action, spec in (data.get("caps") or {}).items():
+            if not isinstance(spec, Mapping) or int(spec.get("per_user", 0)) < 1:
+                raise PlanError(
+                    f"caps.{action} needs per_user >= 1 (and optionally window_hours). "
+                    f"Got {spec!r} instead.",
+                    value=spec,
+                )
+            hours = float(spec.get("window_hours", 24))
+            caps[str(action)] = Cap(int(spec["per_user"]), hours * 3600.0)
+        return cls(no_explore=no_explore, forbid=forbid, caps=caps)
+
+    def no_explore_reasons(self, context: Mapping[str, Any]) -> list[str]:
+        """Names of the no-explore conditions that match ``context`` (empty: may explore)."""
+        return [name for name, cond in self.no_explore if cond(context)]
+
+    def forbidden(self, context: Mapping[str, Any]) -> set[str]:
+        """Actions forbidden in ``context``."""
+        out: set[str] = set()
+        for cond, actions in self.forbid:
+            if cond(context):
+                out |= actions
+        return out
+
+
+@dataclass
+class Decision:
+    """One logged decision. ``to_record()`` is its JSONL log line."""
+
+    decision_id: str
+    ts: float
+    decision_point: str
+    action: str
+    propensity: float
+    candidates: list[str]
+    probabilities: list[float]
+    policy: str
+    policy_version: str
+    context: dict[str, Any]
+    exploration: bool
+    explore_allowed: bool
+    explanation: dict[str, Any]
+    user_id: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    x: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def segment(self) -> str | None:
+        """The segment the decision was made for (from the context)."""
+        seg = self.context.get("segment")
+        return None if seg is None else str(seg)
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON-friendly log record (``type: decision``)."""
+        return {
+            "type": "decision",
+            "decision_id": self.decision_id,
+            "ts": datetime.fromtimestamp(self.ts, UTC).isoformat().replace("+00:00", "Z"),
+            "decision_point": self.decision_point,
+            "user_id": self.user_id,
+            "policy": self.policy,
+            "policy_version": self.policy_version,
+            "context": self.context,
+            "candidates": self.candidates,
+            "probabilities": [round(p, 10) for p in self.probabilities],
+            "action": self.action,
+            "propensity": self.propensity,
+            "exploration": self.exploration,
+            "explore_allowed": self.explore_allowed,
+            "explanation": self.explanation,
+        }
+
+
+@dataclass
+class BatchDecisions:
+    """Decisions for many contexts at once (``Policy.decide_batch``)."""
+
+    actions: list[str]
+    propensities: np.ndarray
+    candidates: list[str]
+    probabilities: np.ndarray
+
+
+def _greedy(score: np.ndarray, split_ties: bool) -> np.ndarray:
+    best = score.max()
+    ties = score >= best - 1e-12
+    p = np.zeros(score.shape[0])
+    if split_ties:
+        p[ties] = 1.0 / int(ties.sum())
+    else:
+        p[int(np.argmax(ties))] = 1.0
+    return p
+
+
+class Policy(ABC):
+    """Base of every decision policy (rules and contextual bandits).
+
+    Parameters
+    ----------
+    actions:
+        The action ids this policy chooses among (order = preference on ties when
+        exploring is not allowed).
+    schema:
+        How a context becomes a vector (:class:`ContextSchema`); default: bias only.
+    exploration_floor:
+        Minimum probability of every candidate when exploring is allowed (0 <= floor,
+        floor x candidates < 1). Keeps propensities positive for offline evaluation.
+    guardrails:
+        :class:`Guardrails`; default none.
+    seed:
+        Seed of the policy's own random generator (the only randomness used).
+    version:
+        Logged with every decision.
+    decision_point:
+        Name of the decision point, logged with every decision.
+    sink:
+        Where ``decide()`` writes each decision record (``None``: not logged).
+    """
+
+    kind: ClassVar[str] = "policy"
+    learns: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        actions: Sequence[str],
+        *,
+        schema: ContextSchema | None = None,
+        exploration_floor: float = 0.0,
+        guardrails: Guardrails | None = None,
+        seed: int = 0,
+        version: str = "1",
+        decision_point: str = "default",
+        sink: DecisionSink | None = None,
+    ) -> None:
+        self.actions = list(actions)
+        self.schema = schema or ContextSchema()
+        self.exploration_floor = exploration_floor
+        self.guardrails = guardrails or Guardrails()
+        self.seed = seed
+        self.version = version
+        self.decision_point = decision_point
+        self.sink = sink
+        self._validate_base()
+        self.featurizer_ = Featurizer(self.schema)
+        self.feature_names_ = self.schema.feature_names()
+        self.index_ = {a: i for i, a in enumerate(self.actions)}
+        self.rng_ = np.random.default_rng(seed)
+        self.n_decisions_ = 0
+        self.n_updates_ = 0
+        self._shown: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._all_idx = np.arange(len(self.actions))
+        self._init_state(len(self.actions), self.featurizer_.dim)
+
+    # -- subclass hooks -----------------------------------------------------------------
+
+    def _init_state(self, n_actions: int, dim: int) -> None:  # noqa: B027 - optional hook
+        """Allocate learned state (called once from ``__init__``)."""
+
+    @abstractmethod
+    def _scores(self, x: np.ndarray, idx: np.ndarray, context: Mapping[str, Any]) -> Scores:
+        """Scores of the candidate actions ``idx`` (indices into ``actions``) for ``x``."""
+
+    @abstractmethod
+    def _update(self, x: np.ndarray, action: int, reward: float) -> None:
+        """Learn from one reward for action index ``action`` in context vector ``x``."""
+
+    def _contributions(self, x: np.ndarray, action: int) -> np.ndarray | None:
+        """Per-feature contribution to the chosen action's score (linear models)."""
+        return None
+
+    def _explain_extra(self, context: Mapping[str, Any], action: int) -> dict[str, Any]:
+        """Extra explanation fields (rules: which rule matched)."""
+        return {}
+
+    def _batch_scores(self, X: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
+        """Vectorized value + bonus for many rows (``None``: decide row by row)."""
+        return None
+
+    # -- validation ---------------------------------------------------------------------
+
+    def _validate_base(self) -> None:
+        owner = type(self).__name__
+        if not self.actions:
+            raise ParameterError(owner, "actions", "a non-empty list of action ids", self.actions)
+        if len(set(self.actions)) != len(self.actions):
+            raise ParameterError(owner, "actions", "a list of distinct action ids", self.actions)
+        f = self.exploration_floor
+        if not isinstance(f, int | float) or not f >= 0 or f * len(self.actions) >= 1:
+            raise ParameterError(
+                owner, "exploration_floor", f"a float in [0, 1/{len(self.actions)})", f
+            )
+        if not isinstance(self.seed, int | np.integer):
+            raise ParameterError(owner, "seed", "an int", self.seed)
+
+    # -- public API ---------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The policy's registry name (``linucb``, ``rules`` ...)."""
+        return self.kind
+
+    def _candidates(
+        self,
+        context: Mapping[str, Any],
+        candidates: Sequence[str] | None,
+        user_id: str | None,
+        now: float | None = None,
+    ) -> tuple[list[str], list[str]]:
+        notes: list[str] = []
+        base = list(self.actions) if candidates is None else list(candidates)
+        unknown = [a for a in base if a not in self.index_]
+        if unknown:
+            raise ValidationError(
+                f"Unknown candidate action(s) {unknown} for decision point "
+                f"{self.decision_point!r}. Known: {', '.join(self.actions)}.",
+                code="unknown_action",
+                value=unknown,
+            )
+        forbidden = self.guardrails.forbidden(context) if self.guardrails.forbid else set()
+        allowed = [a for a in base if a not in forbidden]
+        if forbidden & set(base):
+            notes.append("forbidden:" + ",".join(sorted(forbidden & set(base))))
+        if self.guardrails.caps and user_id is not None:
+            now = time.time() if now is None else now
+            capped = []
+            for a in allowed:
+                cap = self.guardrails.caps.get(a)
+                if cap is None:
+                    continue
+                shown = self._shown[(user_id, a)]
+                while shown and shown[0] < now - cap.window_seconds:
+                    shown.popleft()
+                if len(shown) >= cap.per_user:
+                    capped.append(a)
+            if capped and len(capped) < len(allowed):
+                allowed = [a for a in allowed if a not in capped]
+                notes.append("capped:" + ",".join(capped))
+            elif capped:
+                notes.append("caps_exhausted")
+        if not allowed:
+            raise ValidationError(
+                f"No action is allowed at decision point {self.decision_point!r}: guardrails "
+                f"forbid all of {base}.",
+                code="no_allowed_action",
+                value=base,
+            )
+        return allowed, notes
+
+    def _distribution(
+        self, x: np.ndarray, idx: np.ndarray, context: Mapping[str, Any], explore: bool
+    ) -> tuple[np.ndarray, Scores]:
+        s = self._scores(x, idx, context)
+        if not explore:
+            return _greedy(s.value, split_ties=False), s
+        if s.probs is not None:
+            p = np.asarray(s.probs, dtype=float)
+        else:
+            p = _greedy(s.value if s.bonus is None else s.value + s.bonus, split_ties=True)
+        k = idx.shape[0]
+        if self.exploration_floor > 0 and k > 1:
+            p = (1.0 - k * self.exploration_floor) * p + self.exploration_floor
+        return p / p.sum(), s
+
+    def probabilities(
+        self, context: Mapping[str, Any], candidates: Sequence[str] | None = None
+    ) -> dict[str, float]:
+        """The distribution ``decide()`` would sample from in ``context`` (no logging, no
+        caps bookkeeping). Used by offline evaluation to score a candidate policy."""
+        allowed, _ = self._candidates(context, candidates, None)
+        idx = np.fromiter((self.index_[a] for a in allowed), dtype=np.intp, count=len(allowed))
+        x = self.featurizer_.transform_one(context)
+        explore = not self.guardrails.no_explore_reasons(context)
+        p, _ = self._distribution(x, idx, context, explore)
+        return dict(zip(allowed, p.tolist(), strict=True))
+
+    def decide(
+        self,
+        context: Mapping[str, Any],
+        *,
+        candidates: Sequence[str] | None = None,
+        user_id: str | None = None,
+        decision_id: str | None = None,
+        ts: float | None = None,
+    ) -> Decision:
+        """Choose an action for one context, log it, and return the :class:`Decision`.
+
+        Examples
+        --------
+        >>> from chatpersona.decide import LinUCB
+        >>> p = LinUCB(["a", "b"], seed=0)
+        >>> d = p.decide({"segment": "s"})
+        >>> d.action in ("a", "b"), d.propensity
+        (True, 0.5)
+        """
+        user = user_id if user_id is not None else context.get("user_id")
+        user = None if user is None else str(user)
+        now = time.time() if ts is None else ts
+        allowed, notes = self._candidates(context, candidates, user, now)
+        if len(allowed) == len(self.actions) and candidates is None:
+            idx = self._all_idx
+        else:
+            idx = np.fromiter((self.index_[a] for a in allowed), dtype=np.intp, count=len(allowed))
+        x = self.featurizer_.transform_one(context)
+        reasons = self.guardrails.no_explore_reasons(context) if self.guardrails.no_explore else []
+        explore = not reasons
+        p, s = self._distribution(x, idx, context, explore)
+        j = int(np.searchsorted(np.cumsum(p), self.rng_.random() * p.sum(), side="right"))
+        j = min(j, len(allowed) - 1)
+        while p[j] <= 0.0:  # guard float edge cases: never pick a zero-probability action
+            j = (j + 1) % len(allowed)
+        a = int(idx[j])
+        exploration = bool(s.value[j] < s.value.max() - 1e-12)
+        explanation: dict[str, Any] = {"exploration": exploration}
+        if reasons:
+            explanation["no_explore"] = reasons
+        if notes:
+            explanation["guardrails"] = notes
+        contrib = self._contributions(x, a)
+        if contrib is not None:
+            nz = np.flatnonzero(contrib)
+            top = nz[np.argsort(-np.abs(contrib[nz]))[:3]]
+            explanation["top_features"] = [
+                {"feature": self.feature_names_[t], "contribution": round(float(contrib[t]), 6)}
+                for t in top
+            ]
+        explanation.update(self._explain_extra(context, a))
+        decision = Decision(
+            decision_id=decision_id or uuid.uuid4().hex,
+            ts=now,
+            decision_point=self.decision_point,
+            action=self.actions[a],
+            propensity=float(p[j]),
+            candidates=allowed,
+            probabilities=p.tolist(),
+            policy=self.name,
+            policy_version=self.version,
+            context=dict(context),
+            exploration=exploration,
+            explore_allowed=explore,
+            explanation=explanation,
+            user_id=user,
+            x=x,
+        )
+        self.n_decisions_ += 1
+        if user is not None and self.actions[a] in self.guardrails.caps:
+            self._shown[(user, self.actions[a])].append(now)
+        if self.sink is not None:
+            self.sink.write(decision.to_record())
+        return decision
+
+    def decide_batch(
+        self, contexts: Sequence[Mapping[str, Any]], *, X: np.ndarray | None = None
+    ) -> BatchDecisions:
+        """Choose for many contexts at once (scoring, not logging: e.g. a campaign list).
+
+        Guardrails apply per row (forbidden actions are not supported in batch: use
+        ``decide()`` for decision points with forbid rules or caps).
+        """
+        if self.guardrails.forbid or self.guardrails.caps:
+            raise ValidationError(
+                "decide_batch does not apply forbid rules or caps; use decide() for this "
+                f"decision point ({self.decision_point!r}).",
+                code="batch_unsupported",
+            )
+        n = len(contexts) if X is None else X.shape[0]
+        if X is None:
+            X = self.featurizer_.transform(contexts)
+        idx = self._all_idx
+        k = idx.shape[0]
+        explore = np.ones(n, dtype=bool)
+        if self.guardrails.no_explore and contexts:
+            explore = np.array([not self.guardrails.no_explore_reasons(c) for c in contexts])
+        S = self._batch_scores(X, idx)
+        if S is None:
+            P = np.empty((n, k))
+            for i in range(n):
+                P[i] = self._distribution(X[i], idx, contexts[i] if contexts else {}, explore[i])[0]
+        else:
+            best = S.max(axis=1, keepdims=True)
+            ties = best - 1e-12 <= S
+            P = ties / ties.sum(axis=1, keepdims=True)
+            if self.exploration_floor > 0:
+                f = self.exploration_floor
+                P = np.where(explore[:, None], (1 - k * f) * P + f, P)
+            if not explore.all():
+                first = np.zeros_like(P)
+                first[np.arange(n), ties.argmax(axis=1)] = 1.0
+                P = np.where(explore[:, None], P, first)
+        u = self.rng_.random(n)[:, None]
+        choice = (np.cumsum(P, axis=1) < u * P.sum(axis=1, keepdims=True)).sum(axis=1)
+        choice = np.minimum(choice, k - 1)
+        self.n_decisions_ += n
+        return BatchDecisions(
+            actions=[self.actions[int(idx[c])] for c in choice],
+            propensities=P[np.arange(n), choice],
+            candidates=[self.actions[int(i)] for i in idx],
+            probabilities=P,
+        )
+
+    def update(self, context: Mapping[str, Any], action: str, reward: float) -> None:
+        """Learn from one reward in [0, 1] for ``action`` taken in ``context``."""
+        self.update_x(self.featurizer_.transform_one(context), action, reward)
+
+    def update_decision(self, decision: Decision, reward: float) -> None:
+        """Learn from the reward of a :class:`Decision` this policy made."""
+        x = decision.x if decision.x is not None else None
+        if x is None:
+            x = self.featurizer_.transform_one(decision.context)
+        self.update_x(x, decision.action, reward)
+
+    def update_x(self, x: np.ndarray, action: str, reward: float) -> None:
+        """Learn from one reward given an already featurized context vector."""
+        if action not in self.index_:
+            raise ValidationError(
+                f"Unknown action {action!r} for decision point {self.decision_point!r}. "
+                f"Known: {', '.join(self.actions)}.",
+                code="unknown_action",
+                value=action,
+            )
+        r = float(reward)
+        if not 0.0 <= r <= 1.0:
+            raise ValidationError(
+                f"A reward must be a number in [0, 1]. Got {reward!r} instead.",
+                code="reward_out_of_range",
+                value=reward,
+            )
+        self._update(x, self.index_[action], r)
+        self.n_updates_ += 1
+
+    def params(self) -> dict[str, Any]:
+        """Algorithm parameters (logged in reports; subclasses add theirs)."""
+        return {"exploration_floor": self.exploration_floor, "seed": self.seed}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(actions={self.actions!r}, version={self.version!r})"

@@ -1,0 +1,284 @@
+"""The decision engine: decision points -> policies, decisions -> rewards -> learning.
+
+``engine.decide(user_id, decision_point, context, profile)`` builds the full context from
+the request and the stored profile (segment, features, attributes, consent, time), asks
+the point's policy, and remembers the decision until its reward arrives.
+``engine.reward(decision_id, reward | outcomes)`` maps outcomes to a reward, logs it and
+updates the policy online; ``engine.expire()`` gives timed-out decisions their default.
+Pure core: the caller passes the clock, the log sink and the profile.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chatpersona.decide.base import Decision, DecisionSink, Policy
+from chatpersona.decide.log import reward_record
+from chatpersona.decide.points import DecisionConfig
+from chatpersona.exceptions import ConflictError, NotFoundError, ValidationError
+
+__all__ = ["DecisionEngine", "RewardResult", "build_context"]
+
+_PROFILE_FIELDS = ("attributes", "preferences", "features", "consent")
+
+
+def _get(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def build_context(
+    user_id: str | None,
+    context: Mapping[str, Any] | None,
+    profile: Any = None,
+    *,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The canonical decision context from a request context and a stored profile.
+
+    Request values win over profile values. ``segment`` comes from the request, else from
+    the profile's assigned segment name. ``hour`` and ``weekday`` (0 = Monday, UTC) are
+    added from ``now`` unless given.
+
+    Examples
+    --------
+    >>> ctx = build_context("u1", {"intent": "get_refund", "channel": "web"},
+    ...                     {"segment": {"name": "loyal_premium"}, "features": {"csat_mean": 4.0}},
+    ...                     now=0.0)
+    >>> ctx["segment"], ctx["features"]["csat_mean"], ctx["hour"]
+    ('loyal_premium', 4.0, 0)
+    """
+    ctx: dict[str, Any] = {}
+    if user_id is not None:
+        ctx["user_id"] = str(user_id)
+    seg = _get(profile, "segment")
+    seg_name = _get(seg, "name") if seg is not None and not isinstance(seg, str) else seg
+    if seg_name is not None:
+        ctx["segment"] = str(seg_name)
+    for name in _PROFILE_FIELDS:
+        value = _get(profile, name)
+        if value:
+            ctx[name] = dict(value)
+    for key, value in (context or {}).items():
+        if key in _PROFILE_FIELDS and isinstance(value, Mapping):
+            ctx[key] = {**ctx.get(key, {}), **value}
+        else:
+            ctx[key] = value
+    if "hour" not in ctx or "weekday" not in ctx:
+        dt = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+        ctx.setdefault("hour", dt.hour)
+        ctx.setdefault("weekday", dt.weekday())
+    return ctx
+
+
+@dataclass
+class RewardResult:
+    """What :meth:`DecisionEngine.reward` did: the reward, where it came from, the record."""
+
+    decision_id: str
+    decision_point: str
+    reward: float
+    source: str
+    record: dict[str, Any]
+
+
+class DecisionEngine:
+    """Decision points with their policies, a pending-reward table and a log.
+
+    Parameters
+    ----------
+    config:
+        A :class:`DecisionConfig` (default: the packaged decision points).
+    sink:
+        Where decisions and rewards are logged (``None``: not logged).
+    seed:
+        Seeds every point's policy (point ``i`` gets ``seed + i``).
+    clock:
+        Returns the current time in epoch seconds (default ``time.time``).
+    max_pending:
+        Oldest pending decisions beyond this many get their default reward.
+
+    Examples
+    --------
+    >>> from chatpersona.decide import DecisionEngine, MemoryDecisionLog
+    >>> log = MemoryDecisionLog()
+    >>> engine = DecisionEngine(sink=log, seed=1)
+    >>> d = engine.decide("u1", "tone", {"intent": "track_order", "channel": "web"})
+    >>> r = engine.reward(d.decision_id, outcomes={"csat": 5, "resolved": True})
+    >>> r.source, r.reward, [rec["type"] for rec in log.records]
+    ('outcomes', 1.0, ['decision', 'reward'])
+    """
+
+    def __init__(
+        self,
+        config: DecisionConfig | None = None,
+        *,
+        sink: DecisionSink | None = None,
+        seed: int = 0,
+        clock: Callable[[], float] | None = None,
+        max_pending: int = 100_000,
+    ) -> None:
+        self.config = config or DecisionConfig.load()
+        self.sink = sink
+        self.seed = seed
+        self.clock = clock or time.time
+        self.max_pending = max_pending
+        self.policies: dict[str, Policy] = {
+            name: self.config.build_policy(name, seed=seed + i, sink=sink)
+            for i, name in enumerate(self.config.points)
+        }
+        self._pending: OrderedDict[str, Decision] = OrderedDict()
+        self._done: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_yaml(
+        cls, path: str | Path | None = None, *, sink: DecisionSink | None = None, seed: int = 0
+    ) -> DecisionEngine:
+        """An engine from a decision-points YAML (default: the packaged one)."""
+        return cls(DecisionConfig.load(path), sink=sink, seed=seed)
+
+    @property
+    def decision_points(self) -> list[str]:
+        """Names of the configured decision points."""
+        return list(self.policies)
+
+    def policy(self, decision_point: str) -> Policy:
+        """The policy of a decision point (:class:`NotFoundError` when unknown)."""
+        try:
+            return self.policies[decision_point]
+        except KeyError:
+            raise NotFoundError(
+                f"Unknown decision point {decision_point!r}. Known: {', '.join(self.policies)}.",
+                code="unknown_decision_point",
+                value=decision_point,
+            ) from None
+
+    def decide(
+        self,
+        user_id: str | None,
+        decision_point: str,
+        context: Mapping[str, Any] | None = None,
+        profile: Any = None,
+    ) -> Decision:
+        """Decide at one decision point for one user; the decision waits for its reward."""
+        policy = self.policy(decision_point)
+        now = self.clock()
+        ctx = build_context(user_id, context, profile, now=now)
+        candidates = ctx.pop("candidates", None)
+        with self._lock:
+            decision = policy.decide(ctx, candidates=candidates, user_id=user_id, ts=now)
+            point = self.config.points[decision_point]
+            decision.params = dict(point.action(decision.action).params)
+            self._pending[decision.decision_id] = decision
+            overflow = len(self._pending) - self.max_pending
+        if overflow > 0:
+            self._expire_oldest(overflow)
+        return decision
+
+    def pending(self) -> int:
+        """How many decisions are waiting for a reward."""
+        return len(self._pending)
+
+    def reward(
+        self,
+        decision_id: str,
+        reward: float | None = None,
+        outcomes: Mapping[str, Any] | None = None,
+    ) -> RewardResult:
+        """Give a decision its reward (a number in [0, 1] or raw ``outcomes``).
+
+        Raises
+        ------
+        ValidationError
+            Neither or both of ``reward`` and ``outcomes``, or a value out of range.
+        NotFoundError
+            No pending decision has this id (unknown, or expired long ago).
+        ConflictError
+            The decision already has its reward.
+        """
+        if (reward is None) == (outcomes is None):
+            raise ValidationError(
+                "Give exactly one of 'reward' (a number in [0, 1]) or 'outcomes' "
+                "(csat, resolved, recontact_7d, nps).",
+                code="reward_or_outcomes",
+            )
+        if reward is not None:
+            if isinstance(reward, bool) or not isinstance(reward, int | float):
+                raise ValidationError(
+                    f"A reward must be a number in [0, 1]. Got {reward!r} instead.",
+                    code="reward_out_of_range",
+                    value=reward,
+                )
+            value, source = float(reward), "explicit"
+            if not 0.0 <= value <= 1.0:
+                raise ValidationError(
+                    f"A reward must be a number in [0, 1]. Got {reward!r} instead.",
+                    code="reward_out_of_range",
+                    value=reward,
+                )
+        else:
+            assert outcomes is not None
+            value, source = self.config.reward.from_outcomes(outcomes), "outcomes"
+        return self._apply(decision_id, value, source, dict(outcomes) if outcomes else None)
+
+    def _apply(
+        self, decision_id: str, value: float, source: str, outcomes: dict[str, Any] | None
+    ) -> RewardResult:
+        with self._lock:
+            decision = self._pending.pop(decision_id, None)
+            if decision is None:
+                if decision_id in self._done:
+                    raise ConflictError(
+                        f"Decision {decision_id!r} already has its reward "
+                        f"({self._done[decision_id]}).",
+                        code="already_rewarded",
+                        value=decision_id,
+                    )
+                raise NotFoundError(
+                    f"No pending decision {decision_id!r} (unknown, or expired).",
+                    code="unknown_decision",
+                    value=decision_id,
+                )
+            policy = self.policies[decision.decision_point]
+            policy.update_decision(decision, value)
+            self._done[decision_id] = source
+            while len(self._done) > self.max_pending:
+                self._done.popitem(last=False)
+            record = reward_record(
+                decision_id, value, source, self.clock(), outcomes, decision.decision_point
+            )
+            if self.sink is not None:
+                self.sink.write(record)
+        return RewardResult(decision_id, decision.decision_point, value, source, record)
+
+    def expire(self, now: float | None = None) -> list[RewardResult]:
+        """Give every decision older than the timeout the configured default reward
+        (logged with source ``timeout``; the policy learns from it too)."""
+        limit = (self.clock() if now is None else now) - self.config.reward.timeout_seconds
+        with self._lock:
+            old = [d.decision_id for d in self._pending.values() if d.ts <= limit]
+        out = [self._timeout(did) for did in old]
+        return [r for r in out if r is not None]
+
+    def _expire_oldest(self, n: int) -> None:
+        with self._lock:
+            old = list(self._pending)[:n]
+        for did in old:
+            self._timeout(did)
+
+    def _timeout(self, decision_id: str) -> RewardResult | None:
+        try:
+            return self._apply(decision_id, self.config.reward.default_reward, "timeout", None)
+        except (NotFoundError, ConflictError):  # rewarded meanwhile by another thread
+            return None
