@@ -75,10 +75,22 @@ class PostgresStore(ProfileStore):
         max_size: int = 10,
         connect_timeout_s: float = 10.0,
     ) -> None:
+        import psycopg
         from psycopg_pool import ConnectionPool, PoolTimeout
 
         self.url = _conninfo(url)
         self._where = redact_url(self.url)
+        # One direct connection first: fails fast with the server's own reason
+        # (refused, unknown database, bad password) instead of pool retries.
+        try:
+            psycopg.connect(self.url, connect_timeout=max(1, int(connect_timeout_s))).close()
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendError(
+                f"Cannot connect to PostgreSQL at {self._where}: {reason}",
+                code="backend_unreachable",
+                url=self._where,
+            ) from exc
         self._pool = ConnectionPool(
             self.url,
             min_size=min_size,
