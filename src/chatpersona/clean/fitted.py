@@ -1,0 +1,567 @@
+"""A fitted cleaning plan: learned statistics applied to a whole table (Polars) or to one
+record (plain Python) with identical results."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from chatpersona.clean.formats import (
+    UTC_ZONE,
+    WS,
+    normalize_text,
+    parse_bool,
+    parse_currency,
+    parse_datetime,
+    parse_number,
+    to_text,
+)
+from chatpersona.clean.plan import NUMERIC_KINDS, CleaningPlan, ColumnRule
+from chatpersona.clean.polars_engine import (
+    MAX_INT,
+    REASON_BY_KIND,
+    as_text_frame,
+    norm_synonyms,
+    parse_column,
+)
+from chatpersona.exceptions import DataError, InputError, NotFittedError, PlanError
+
+__all__ = ["CleanResult", "FittedPlan", "RecordResult", "to_polars"]
+
+TEXT_KINDS = ("id", "categorical", "text")
+
+
+@dataclass
+class RecordResult:
+    """The outcome of cleaning one record.
+
+    ``ok`` is True when the record is accepted; then ``record`` holds the cleaned values
+    (identical to the batch row). Otherwise ``reason`` and ``column`` say why.
+    """
+
+    ok: bool
+    record: dict[str, Any] | None
+    reason: str | None = None
+    column: str | None = None
+
+
+@dataclass
+class CleanResult:
+    """The outcome of cleaning a table: every input row is in exactly one of ``accepted``,
+    ``duplicates`` or ``quarantine``; ``report`` holds the accounting and per-column facts."""
+
+    accepted: pl.DataFrame
+    quarantine: pl.DataFrame
+    duplicates: pl.DataFrame
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def to_polars(table: Any) -> pl.DataFrame:
+    """A Polars DataFrame from a Polars or pandas DataFrame (or a LazyFrame)."""
+    if isinstance(table, pl.DataFrame):
+        return table
+    if isinstance(table, pl.LazyFrame):
+        return table.collect()
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is optional
+        pd = None
+    if pd is not None and isinstance(table, pd.DataFrame):
+        return pl.from_pandas(table)
+    raise InputError(
+        f"Expected a Polars or pandas DataFrame, got {type(table).__name__}.",
+        code="bad_table",
+    )
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _decode(kind: str, v: Any) -> Any:
+    if v is None:
+        return None
+    if kind == "date":
+        return date.fromisoformat(v) if isinstance(v, str) else v
+    if kind == "datetime":
+        dt = datetime.fromisoformat(v) if isinstance(v, str) else v
+        return dt.astimezone(UTC_ZONE)
+    if kind == "integer":
+        return int(v)
+    if kind in ("numeric", "currency"):
+        return float(v)
+    return v
+
+
+def _mode(s: pl.Series) -> Any:
+    if s.len() == 0:
+        return None
+    return _mode_from_counts(s.rename("value").value_counts(name="n"))
+
+
+def _merge_counts(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    if not parts:
+        return pl.DataFrame({"value": [], "n": []}, schema={"value": pl.Utf8, "n": pl.UInt32})
+    return pl.concat(parts).group_by("value").agg(pl.col("n").sum())
+
+
+def _mode_from_counts(vc: pl.DataFrame) -> Any:
+    """The most frequent value; ties go to the smallest value (deterministic)."""
+    if vc.height == 0:
+        return None
+    return vc.sort(["n", "value"], descending=[True, False])["value"][0]
+
+
+class FittedPlan:
+    """A :class:`CleaningPlan` with its learned statistics.
+
+    Parameters
+    ----------
+    plan:
+        The plan to fit.
+
+    Attributes
+    ----------
+    stats_ : dict
+        Per column: counts, fill value, mean/std/median/quartiles/MAD, outlier bounds,
+        currency mode, fuzzy label suggestions.
+    columns_in_ : list of str
+        The columns of the table the plan was fitted on.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> plan = CleaningPlan.from_dict({"columns": {"age": {"kind": "integer", "missing": "median"}}})
+    >>> fitted = plan.fit(pl.DataFrame({"age": ["30", "", "40", "35"]}))
+    >>> fitted.transform_record({"age": " "}).record
+    {'age': 35}
+    """
+
+    def __init__(self, plan: CleaningPlan) -> None:
+        self.plan = plan
+
+    # ------------------------------------------------------------------ fit
+    def _check_columns(self, df: pl.DataFrame, source: str | None) -> None:
+        absent = [c for c in self.plan.columns if c not in df.columns]
+        if absent:
+            raise PlanError(
+                f"The plan names column(s) {absent} that the table does not have"
+                + (f" ({source})" if source else "")
+                + f". Table columns: {df.columns}.",
+                code="unknown_column",
+                column=absent[0],
+                columns=absent,
+                file=source,
+            )
+
+    def fit(self, table: Any, *, source: str | None = None) -> FittedPlan:
+        """Learn the statistics of every planned column from ``table``; returns ``self``."""
+        return self.fit_batches([to_polars(table)], source=source)
+
+    def fit_batches(
+        self, batches: Iterable[pl.DataFrame], *, source: str | None = None
+    ) -> FittedPlan:
+        """Learn the statistics from consecutive batches of one table (a streamed pass: only
+        parsed numbers and label counts are kept, never the raw rows); returns ``self``."""
+        names = list(self.plan.columns)
+        mv = self.plan.missing_values
+        exprs: list[pl.Expr] = []
+        for i, (name, rule) in enumerate(self.plan.columns.items()):
+            p = parse_column(rule, pl.col(name), mv)
+            exprs += [p.value.alias(f"v{i}"), p.missing.alias(f"m{i}"), p.invalid.alias(f"x{i}")]
+            if p.code is not None:
+                exprs.append(p.code.alias(f"c{i}"))
+        n_rows = 0
+        counts: dict[str, dict[str, int]] = {n: {"n_missing": 0, "n_invalid": 0} for n in names}
+        numbers: dict[str, list[pl.Series]] = {n: [] for n in names}
+        labels: dict[str, list[pl.DataFrame]] = {n: [] for n in names}
+        codes: dict[str, list[pl.DataFrame]] = {n: [] for n in names}
+        columns_in: list[str] | None = None
+        for df in batches:
+            self._check_columns(df, source)
+            if columns_in is None:
+                columns_in = list(df.columns)
+            n_rows += df.height
+            text = as_text_frame(df.select(names), names)
+            parsed = text.lazy().select(exprs).collect()
+            for i, (name, rule) in enumerate(self.plan.columns.items()):
+                counts[name]["n_missing"] += int(parsed[f"m{i}"].sum())
+                counts[name]["n_invalid"] += int(parsed[f"x{i}"].sum())
+                values = parsed[f"v{i}"].drop_nulls().rename("value")
+                if rule.kind in NUMERIC_KINDS:
+                    numbers[name].append(values.cast(pl.Float64))
+                elif rule.kind in ("categorical", "boolean"):
+                    labels[name].append(values.value_counts(name="n"))
+                else:
+                    numbers[name].append(pl.Series("value", [values.len()], dtype=pl.Int64))
+                if rule.kind == "currency":
+                    codes[name].append(
+                        parsed[f"c{i}"].drop_nulls().rename("value").value_counts(name="n")
+                    )
+        if columns_in is None:
+            raise DataError("Cannot fit a cleaning plan on no data.", file=source)
+        stats: dict[str, dict[str, Any]] = {}
+        for name, rule in self.plan.columns.items():
+            st: dict[str, Any] = {"n": n_rows, **counts[name]}
+            if rule.kind in NUMERIC_KINDS:
+                values = (
+                    pl.concat(numbers[name])
+                    if numbers[name]
+                    else pl.Series("value", [], dtype=pl.Float64)
+                )
+                st["n_valid"] = values.len()
+                st.update(self._numeric_stats(rule, values))
+                if rule.missing == "mode":
+                    st["mode"] = _mode(values.cast(pl.Int64) if rule.kind == "integer" else values)
+            elif rule.kind in ("categorical", "boolean"):
+                vc = _merge_counts(labels[name])
+                st["n_valid"] = int(vc["n"].sum()) if vc.height else 0
+                st["mode"] = _mode_from_counts(vc)
+                st["n_labels"] = vc.height
+                if rule.kind == "categorical" and rule.fuzzy_threshold is not None:
+                    st["fuzzy_suggestions"] = self._fuzzy(vc, rule.fuzzy_threshold)
+            else:
+                st["n_valid"] = int(sum(int(s.sum()) for s in numbers[name]))
+            if rule.kind == "currency":
+                st["currency_mode"] = (
+                    _mode_from_counts(_merge_counts(codes[name])) or rule.default_currency
+                )
+            st["fill"] = self._fill(rule, st)
+            stats[name] = {k: _json_value(v) for k, v in st.items()}
+        self.stats_ = stats
+        self.columns_in_ = columns_in
+        self._compile()
+        return self
+
+    @staticmethod
+    def _numeric_stats(rule: ColumnRule, values: pl.Series) -> dict[str, Any]:
+        arr = values.cast(pl.Float64).to_numpy()
+        st: dict[str, Any] = {}
+        if arr.size == 0:
+            return {"lo": None, "hi": None}
+        st["mean"] = float(arr.mean())
+        st["std"] = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+        st["median"] = float(np.median(arr))
+        st["q1"], st["q3"] = (float(q) for q in np.quantile(arr, [0.25, 0.75]))
+        st["mad"] = float(np.median(np.abs(arr - st["median"])))
+        st["min"], st["max"] = float(arr.min()), float(arr.max())
+        method, t = rule.outliers.method, rule.outliers.effective_threshold
+        lo = hi = None
+        if method == "zscore" and st["std"] > 0:
+            lo, hi = st["mean"] - t * st["std"], st["mean"] + t * st["std"]
+        elif method == "iqr":
+            iqr = st["q3"] - st["q1"]
+            lo, hi = st["q1"] - t * iqr, st["q3"] + t * iqr
+        elif method == "mad" and st["mad"] > 0:
+            half = t * st["mad"] / 0.6745
+            lo, hi = st["median"] - half, st["median"] + half
+        st["lo"], st["hi"] = lo, hi
+        return st
+
+    @staticmethod
+    def _fuzzy(counts: pl.DataFrame, threshold: float) -> list[dict[str, Any]]:
+        vc = counts.sort(["n", "value"], descending=[True, False]).head(200)
+        labels = [(str(v), int(n)) for v, n in vc.iter_rows()]
+        out: list[dict[str, Any]] = []
+        for j, (rare, n_rare) in enumerate(labels):
+            for common, n_common in labels[:j]:
+                score = difflib.SequenceMatcher(None, rare, common).ratio()
+                if score >= threshold:
+                    out.append(
+                        {
+                            "label": rare,
+                            "count": n_rare,
+                            "suggest": common,
+                            "suggest_count": n_common,
+                            "score": round(score, 4),
+                        }
+                    )
+                    break
+        return out
+
+    def _fill(self, rule: ColumnRule, st: dict[str, Any]) -> Any:
+        strategy = rule.missing
+        if strategy in ("none", "quarantine"):
+            return None
+        if strategy == "unknown":
+            return rule.unknown_label
+        if strategy == "constant":
+            parsed = _ColumnCleaner(rule, self.plan.missing_values, {"fill": None}).parse(
+                rule.fill_value
+            )
+            if parsed[0] is None:
+                raise PlanError(
+                    f"columns.{rule.name}: fill_value {rule.fill_value!r} is not a valid "
+                    f"{rule.kind} value.",
+                    column=rule.name,
+                    value=rule.fill_value,
+                )
+            return parsed[0]
+        if st["n_valid"] == 0:
+            raise DataError(
+                f"Cannot learn the {strategy} of column {rule.name!r}: it has no valid values.",
+                column=rule.name,
+            )
+        if strategy == "mode":
+            return st["mode"]
+        key = "mean" if strategy == "mean" else "median"
+        x = st[key]
+        return round(x) if rule.kind == "integer" else float(x)
+
+    # ------------------------------------------------------------ helpers
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "stats_"):
+            raise NotFittedError("FittedPlan")
+
+    def _compile(self) -> None:
+        mv = self.plan.missing_values
+        self._cleaners = {
+            name: _ColumnCleaner(rule, mv, self.stats_[name])
+            for name, rule in self.plan.columns.items()
+        }
+        self._order = {name: i for i, name in enumerate(self.plan.columns)}
+
+    # ------------------------------------------------------------ one record
+    def transform_record(self, row: dict[str, Any]) -> RecordResult:
+        """Clean one record (plain Python); duplicates are not judged on one record.
+
+        Returns a :class:`RecordResult`; the cleaned record equals the batch row.
+
+        Raises
+        ------
+        InputError
+            For a value that cannot be parsed under a rule with ``on_invalid: error``.
+        """
+        self._check_fitted()
+        out: dict[str, Any] = {}
+        reason: str | None = None
+        column: str | None = None
+        rank = len(self._order)
+        cleaners = self._cleaners
+        keep = self.plan.unplanned == "keep"
+        keys = list(row)
+        keys += [c for c in cleaners if c not in row]
+        for key in keys:
+            cleaner = cleaners.get(key)
+            if cleaner is None:
+                if keep:
+                    out[key] = row[key]
+                continue
+            value, extras, why = cleaner.clean(row.get(key))
+            out[key] = value
+            if extras:
+                out.update(extras)
+            if why is not None and self._order[key] < rank:
+                rank, reason, column = self._order[key], why, key
+        if reason is not None:
+            return RecordResult(ok=False, record=None, reason=reason, column=column)
+        return RecordResult(ok=True, record=out)
+
+    # ------------------------------------------------------------ batch
+    def transform(self, table: Any, *, source: str | None = None) -> CleanResult:
+        """Clean a whole table (Polars, vectorized).
+
+        Parameters
+        ----------
+        table:
+            A Polars or pandas DataFrame with (at least) the planned columns.
+        source:
+            A file name to put in error messages.
+
+        Returns
+        -------
+        CleanResult
+        """
+        from chatpersona.clean.polars_engine import transform_frame
+
+        self._check_fitted()
+        df = to_polars(table)
+        self._check_columns(df, source)
+        return transform_frame(self, df, source=source)
+
+    def fit_transform(self, table: Any, *, source: str | None = None) -> CleanResult:
+        """``fit`` then ``transform`` on the same table."""
+        return self.fit(table, source=source).transform(table, source=source)
+
+    # ------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        """Plan and statistics as a JSON-friendly dict."""
+        self._check_fitted()
+        return {
+            "version": 1,
+            "plan": self.plan.to_dict(),
+            "columns_in": self.columns_in_,
+            "stats": self.stats_,
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The fitted plan as JSON text; also written (atomically) to ``path`` if given."""
+        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+        if path is not None:
+            from chatpersona.clean.io import atomic_write_text
+
+            atomic_write_text(Path(path), text)
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | Path) -> FittedPlan:
+        """Load a fitted plan from JSON text or a ``.json`` file path."""
+        if isinstance(source, Path) or (
+            isinstance(source, str) and not source.lstrip().startswith("{")
+        ):
+            source = Path(source).read_text(encoding="utf-8")
+        try:
+            data = json.loads(source)
+        except json.JSONDecodeError as exc:
+            raise PlanError(f"Fitted plan is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict) or set(data) != {"version", "plan", "columns_in", "stats"}:
+            raise PlanError("Fitted plan JSON must have keys version, plan, columns_in, stats.")
+        fitted = cls(CleaningPlan.from_dict(data["plan"]))
+        fitted.columns_in_ = list(data["columns_in"])
+        fitted.stats_ = data["stats"]
+        fitted._compile()
+        return fitted
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FittedPlan) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _ColumnCleaner:
+    """The one-record implementation of one column's rule (mirrors ``polars_engine``)."""
+
+    def __init__(self, rule: ColumnRule, missing_values: tuple[str, ...], st: dict[str, Any]):
+        self.rule = rule
+        self.name = rule.name
+        self.kind = rule.kind
+        self.missing_values = frozenset(missing_values)
+        self.fill = _decode(rule.kind, st.get("fill"))
+        self.fill_code = st.get("currency_mode")
+        self.quarantine_missing = rule.missing == "quarantine"
+        self.invalid_reason = REASON_BY_KIND.get(rule.kind)
+        self.on_invalid = rule.on_invalid
+        lo, hi = st.get("lo"), st.get("hi")
+        self.bounds = None if lo is None or hi is None else (float(lo), float(hi))
+        self.out_action = rule.outliers.action
+        self.out_reason = f"outlier_{rule.outliers.method}"
+        self.flag_name = f"{rule.name}_outlier" if rule.outliers.action == "flag" else None
+        self.code_name = f"{rule.name}_currency" if rule.kind == "currency" else None
+        self._parse = self._build_parser()
+
+    def _build_parser(self) -> Callable[[str], Any]:
+        rule = self.rule
+        kind = self.kind
+        syn = norm_synonyms(rule)
+        if kind == "id":
+            return lambda s: s.strip(WS)
+        if kind in ("categorical", "text"):
+            steps = rule.normalize.to_dict()
+
+            @lru_cache(maxsize=8192)
+            def label(s: str) -> str:
+                t = normalize_text(s, **steps)
+                return syn.get(t, t)
+
+            return label
+        if kind == "boolean":
+            tv, fv = frozenset(rule.true_values), frozenset(rule.false_values)
+
+            @lru_cache(maxsize=1024)
+            def boolean(s: str) -> bool | None:
+                t = s.strip(WS).lower()
+                return parse_bool(syn.get(t, t), tv, fv)
+
+            return boolean
+        if kind == "numeric":
+            return parse_number
+        if kind == "integer":
+
+            def integer(s: str) -> int | None:
+                x = parse_number(s)
+                if x is None or x != math.floor(x) or abs(x) > MAX_INT:
+                    return None
+                return int(x)
+
+            return integer
+        if kind == "currency":
+            default = rule.default_currency
+            return lambda s: parse_currency(s, default)
+        dayfirst, unit = rule.dayfirst, rule.epoch_unit
+        if kind == "date":
+
+            def to_date(s: str) -> date | None:
+                dt = parse_datetime(s, dayfirst, unit)
+                return None if dt is None else dt.date()
+
+            return to_date
+
+        def to_datetime(s: str) -> datetime | None:
+            dt = parse_datetime(s, dayfirst, unit)
+            return None if dt is None else dt.replace(tzinfo=UTC_ZONE)
+
+        return to_datetime
+
+    def parse(self, raw: Any) -> tuple[Any, str | None, bool, bool]:
+        """``(value, currency code, missing, invalid)`` for one raw value."""
+        text = raw if isinstance(raw, str) else to_text(raw)
+        if text is None or text.strip(WS).lower() in self.missing_values:
+            return None, None, True, False
+        value = self._parse(text)
+        code = None
+        if self.kind == "currency" and value is not None:
+            value, code = value
+        invalid = value is None and self.invalid_reason is not None
+        return value, code, False, invalid
+
+    def clean(self, raw: Any) -> tuple[Any, dict[str, Any] | None, str | None]:
+        """``(cleaned value, extra columns, reason or None)`` for one raw value."""
+        value, code, missing, invalid = self.parse(raw)
+        reason: str | None = None
+        if missing and self.quarantine_missing:
+            reason = "missing_required"
+        elif invalid:
+            if self.on_invalid == "quarantine":
+                reason = self.invalid_reason
+            elif self.on_invalid == "error":
+                raise InputError(f"Cannot parse a {self.kind} value", column=self.name, value=raw)
+        nullified = missing or (invalid and self.on_invalid == "null")
+        extras: dict[str, Any] | None = None
+        outlier = False
+        if self.bounds is not None and value is not None:
+            lo, hi = self.bounds
+            outlier = value < lo or value > hi
+            if outlier:
+                if self.out_action == "quarantine":
+                    reason = reason or self.out_reason
+                elif self.out_action == "clip":
+                    if self.kind == "integer":
+                        value = math.ceil(lo) if value < lo else math.floor(hi)
+                    else:
+                        value = lo if value < lo else hi
+        if nullified and self.fill is not None:
+            value = self.fill
+            if self.code_name is not None:
+                code = self.fill_code
+        if self.code_name is not None:
+            extras = {self.code_name: code}
+        if self.flag_name is not None:
+            extras = extras or {}
+            extras[self.flag_name] = outlier
+        return value, extras, reason

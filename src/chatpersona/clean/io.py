@@ -1,0 +1,185 @@
+"""Reading and writing tables by file extension, atomically (temp file + rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from chatpersona.exceptions import InputError
+
+__all__ = [
+    "FORMATS",
+    "atomic_path",
+    "atomic_write_text",
+    "iter_batches",
+    "read_table",
+    "table_format",
+    "write_table",
+]
+
+FORMATS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+
+
+def table_format(path: Path) -> str:
+    """``csv``, ``parquet`` or ``jsonl`` from the file name; an :class:`InputError` otherwise."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            f"Unsupported file extension {path.suffix!r}; use one of {sorted(FORMATS)}",
+            code="unsupported_format",
+            file=str(path),
+        )
+    return fmt
+
+
+def read_table(path: str | Path) -> pl.DataFrame:
+    """Read a CSV (every column as text, so nothing is coerced before the plan sees it),
+    Parquet or JSON Lines file."""
+    path = Path(path)
+    fmt = table_format(path)
+    if not path.is_file():
+        raise InputError("Input file not found", code="file_not_found", file=str(path))
+    try:
+        if fmt == "csv":
+            return pl.read_csv(path, infer_schema=False)
+        if fmt == "parquet":
+            return pl.read_parquet(path)
+        return pl.read_ndjson(path, infer_schema_length=None)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        raise InputError(
+            f"Cannot read {fmt} input: {exc}", code="unreadable_input", file=str(path)
+        ) from exc
+
+
+def iter_batches(path: str | Path, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """Read a file in consecutive batches of ``batch_rows`` rows without loading it whole
+    (CSV via a lazy scan with slices, Parquet by row groups through a lazy scan, JSONL via a
+    lazy scan)."""
+    path = Path(path)
+    fmt = table_format(path)
+    if not path.is_file():
+        raise InputError("Input file not found", code="file_not_found", file=str(path))
+    try:
+        if fmt == "csv":
+            lf = pl.scan_csv(path, infer_schema=False)
+        elif fmt == "parquet":
+            lf = pl.scan_parquet(path)
+        else:
+            lf = pl.scan_ndjson(path, infer_schema_length=None)
+        offset = 0
+        while True:
+            batch = lf.slice(offset, batch_rows).collect()
+            if batch.height == 0:
+                if offset == 0:
+                    yield batch
+                return
+            yield batch
+            offset += batch.height
+            if batch.height < batch_rows:
+                return
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(
+            f"Cannot read {fmt} input: {exc}", code="unreadable_input", file=str(path)
+        ) from exc
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path next to ``path``; renamed onto ``path`` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
+    if fmt == "csv":
+        df.write_csv(path)
+    elif fmt == "parquet":
+        df.write_parquet(path)
+    else:
+        df.write_ndjson(path)
+
+
+def write_table(df: pl.DataFrame, path: str | Path) -> None:
+    """Write ``df`` by the extension of ``path``, atomically."""
+    path = Path(path)
+    fmt = table_format(path)
+    with atomic_path(path) as tmp:
+        _write(df, tmp, fmt)
+
+
+class BatchWriter:
+    """Append batches to one output file (CSV, Parquet or JSONL), renamed into place on
+    :meth:`commit`; :meth:`abort` leaves nothing behind."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fmt = table_format(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self._pq: Any = None
+        self._fh = None if self.fmt == "parquet" else self.tmp.open("wb")
+        self._first = True
+
+    def write(self, df: pl.DataFrame) -> None:
+        """Append one batch (all batches must have the same schema)."""
+        if self.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            table = df.to_arrow()
+            if self._pq is None:
+                self._pq = pq.ParquetWriter(str(self.tmp), table.schema)
+            self._pq.write_table(table)
+        elif self.fmt == "csv":
+            assert self._fh is not None
+            df.write_csv(self._fh, include_header=self._first)
+        else:
+            assert self._fh is not None
+            df.write_ndjson(self._fh)
+        self._first = False
+
+    def commit(self) -> None:
+        """Close and move the file into place."""
+        self._close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        """Close and delete the temporary file."""
+        self._close()
+        if self.tmp.exists():
+            self.tmp.unlink()
+
+    def _close(self) -> None:
+        if self._pq is not None:
+            self._pq.close()
+            self._pq = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

@@ -1,0 +1,419 @@
+"""The vectorized engine: Polars expressions for parsing and cleaning each column.
+
+Each builder mirrors a function of :mod:`chatpersona.clean.formats` (the one-record path);
+the parity tests hold them to identical results.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from chatpersona.clean.formats import (
+    CURRENCY_RE,
+    CURRENCY_SYMBOLS,
+    DATE_PATTERNS,
+    EPOCH_RE,
+    MONTHS,
+    NUMBER_RE,
+    SPECIAL_RE,
+    WS,
+    WS_RE,
+    normalize_text,
+)
+from chatpersona.clean.plan import ColumnRule
+
+__all__ = ["Parsed", "parse_column"]
+
+UTC_DT = pl.Datetime("us", "UTC")
+REASON_BY_KIND = {
+    "numeric": "unparseable_number",
+    "integer": "unparseable_integer",
+    "boolean": "unparseable_boolean",
+    "date": "unparseable_date",
+    "datetime": "unparseable_date",
+    "currency": "unparseable_currency",
+}
+MAX_INT = 2**53
+
+
+@dataclass
+class Parsed:
+    """Expressions for one column: the typed value (null when missing or invalid), whether
+    the input was missing, whether it was present but unparseable, and the currency code."""
+
+    value: pl.Expr
+    missing: pl.Expr
+    invalid: pl.Expr
+    code: pl.Expr | None = None
+
+
+def normalize_expr(e: pl.Expr, rule: ColumnRule) -> pl.Expr:
+    """Text steps in the plan's fixed order (see :func:`formats.normalize_text`)."""
+    n = rule.normalize
+    if n.nfkc:
+        e = e.str.normalize("NFKC")
+    if n.strip_special:
+        e = e.str.replace_all(SPECIAL_RE, "")
+    if n.collapse:
+        e = e.str.replace_all(WS_RE + "+", " ")
+    if n.trim:
+        e = e.str.strip_chars(WS)
+    if n.lower:
+        e = e.str.to_lowercase()
+    return e
+
+
+def norm_synonyms(rule: ColumnRule) -> dict[str, str]:
+    """Synonym keys and values normalized like the column's labels."""
+    if rule.kind == "boolean":
+        return {k.strip(WS).lower(): v.strip(WS).lower() for k, v in rule.synonyms.items()}
+    n = rule.normalize.to_dict()
+    return {normalize_text(k, **n): normalize_text(v, **n) for k, v in rule.synonyms.items()}
+
+
+def _number(s: pl.Expr) -> pl.Expr:
+    t = s.str.strip_chars(WS)
+    x = pl.when(t.str.contains(NUMBER_RE)).then(t.cast(pl.Float64, strict=False))
+    return pl.when(x.is_finite()).then(x)
+
+
+def _currency(s: pl.Expr, default: str | None) -> tuple[pl.Expr, pl.Expr]:
+    g = s.str.strip_chars(WS).str.extract_groups(CURRENCY_RE)
+    num = g.struct.field("num")
+    has_dot = num.str.contains(".", literal=True)
+    has_comma = num.str.contains(",", literal=True)
+    n_dot = num.str.count_matches(".", literal=True)
+    n_comma = num.str.count_matches(",", literal=True)
+    no_dots = num.str.replace_all(".", "", literal=True)
+    no_commas = num.str.replace_all(",", "", literal=True)
+    fixed = (
+        pl.when(has_dot & has_comma)
+        .then(
+            pl.when(num.str.contains(r",[0-9]+$"))
+            .then(no_dots.str.replace_all(",", ".", literal=True))
+            .otherwise(no_commas)
+        )
+        .when(has_comma)
+        .then(
+            pl.when((n_comma == 1) & num.str.contains(r"^[0-9]+,[0-9]{1,2}$"))
+            .then(num.str.replace_all(",", ".", literal=True))
+            .otherwise(no_commas)
+        )
+        .when(has_dot & (n_dot > 1))
+        .then(no_dots)
+        .otherwise(num)
+    )
+    amount = pl.when(fixed.str.contains(r"^[0-9]+(?:\.[0-9]+)?$")).then(
+        fixed.cast(pl.Float64, strict=False)
+    )
+    amount = pl.when(amount.is_finite()).then(amount)
+    neg = g.struct.field("neg1").is_not_null() | g.struct.field("neg2").is_not_null()
+    amount = pl.when(neg).then(-amount).otherwise(amount)  # type: ignore[assignment]
+    sym = pl.coalesce(g.struct.field("pre"), g.struct.field("post"))
+    code = (
+        pl.when(sym.is_null())
+        .then(pl.lit(default, dtype=pl.Utf8))
+        .otherwise(sym.replace(CURRENCY_SYMBOLS).str.to_uppercase())
+    )
+    code = pl.when(amount.is_not_null()).then(code)
+    return amount, code
+
+
+def _datetime(s: pl.Expr, dayfirst: bool, epoch_unit: str) -> pl.Expr:
+    t = s.str.strip_chars(WS)
+    epoch = pl.when(t.str.contains(EPOCH_RE[epoch_unit])).then(
+        pl.from_epoch(
+            t.cast(pl.Int64, strict=False), time_unit="s" if epoch_unit == "s" else "ms"
+        ).cast(pl.Datetime("us"))
+    )
+    months = {k: str(v) for k, v in MONTHS.items()}
+    parts = [epoch]
+    for name, pattern in DATE_PATTERNS:
+        g = t.str.extract_groups(pattern)
+        f = g.struct.field
+        if name == "numeric":
+            day, month = (f("a"), f("b")) if dayfirst else (f("b"), f("a"))
+        elif name == "iso":
+            day, month = f("d"), f("m")
+        else:
+            day = f("d")
+            month = f("mon").str.slice(0, 3).str.to_lowercase().replace_strict(months, default=None)
+        stamp = pl.concat_str(
+            [
+                f("y"),
+                pl.lit("-"),
+                month.str.zfill(2),
+                pl.lit("-"),
+                day.str.zfill(2),
+                pl.lit(" "),
+                f("H").fill_null("0").str.zfill(2),
+                pl.lit(":"),
+                f("M").fill_null("00"),
+                pl.lit(":"),
+                f("S").fill_null("00"),
+            ]
+        )
+        dt = stamp.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
+        micros = f("f").str.pad_end(6, "0").cast(pl.Int64, strict=False).fill_null(0)
+        tz = f("tz").str.to_uppercase()
+        digits = tz.str.slice(1).str.replace(":", "", literal=True)
+        minutes = digits.str.slice(0, 2).cast(pl.Int64, strict=False) * 60 + digits.str.slice(
+            2, 2
+        ).cast(pl.Int64, strict=False)
+        offset = (
+            pl.when(tz.is_null() | tz.is_in(["Z", "UTC"]))
+            .then(pl.lit(0, dtype=pl.Int64))
+            .when(tz.str.starts_with("-"))
+            .then(-minutes)
+            .otherwise(minutes)
+        )
+        parts.append(
+            pl.when(g.struct.field("y").is_not_null()).then(
+                dt + pl.duration(microseconds=micros) - pl.duration(minutes=offset)
+            )
+        )
+    return pl.coalesce(parts).dt.replace_time_zone("UTC")
+
+
+def parse_column(rule: ColumnRule, raw: pl.Expr, missing_values: tuple[str, ...]) -> Parsed:
+    """Parse one raw text column (Utf8 expression) according to ``rule``."""
+    missing = raw.is_null() | raw.str.strip_chars(WS).str.to_lowercase().is_in(list(missing_values))
+    code: pl.Expr | None = None
+    kind = rule.kind
+    if kind == "id":
+        value = raw.str.strip_chars(WS)
+    elif kind in ("categorical", "text"):
+        value = normalize_expr(raw, rule)
+        syn = norm_synonyms(rule)
+        if syn:
+            value = value.replace(syn)
+    elif kind == "boolean":
+        t = raw.str.strip_chars(WS).str.to_lowercase()
+        syn = norm_synonyms(rule)
+        if syn:
+            t = t.replace(syn)
+        vocab = {v: True for v in rule.true_values} | {v: False for v in rule.false_values}
+        value = t.replace_strict(vocab, default=None, return_dtype=pl.Boolean)
+    elif kind == "numeric":
+        value = _number(raw)
+    elif kind == "integer":
+        x = _number(raw)
+        value = pl.when((x == x.floor()) & (x.abs() <= MAX_INT)).then(x).cast(pl.Int64)
+    elif kind == "currency":
+        value, code = _currency(raw, rule.default_currency)
+    elif kind in ("date", "datetime"):
+        value = _datetime(raw, rule.dayfirst, rule.epoch_unit)
+        if kind == "date":
+            value = value.dt.date()
+    else:  # pragma: no cover - kinds are validated by the plan
+        raise AssertionError(kind)
+    value = pl.when(~missing).then(value)
+    invalid = (~missing & value.is_null()) if kind in REASON_BY_KIND else pl.lit(False)
+    if code is not None:
+        code = pl.when(~missing).then(code)
+    return Parsed(value=value, missing=missing, invalid=invalid, code=code)
+
+
+def as_text_frame(df: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Cast the planned columns to text so both engines see the same raw values."""
+    casts: list[Any] = []
+    for c in columns:
+        dtype = df.schema[c]
+        if dtype == pl.Utf8:
+            continue
+        if dtype == pl.Boolean:
+            casts.append(
+                pl.when(pl.col(c).is_null())
+                .then(pl.lit(None, dtype=pl.Utf8))
+                .when(pl.col(c))
+                .then(pl.lit("true"))
+                .otherwise(pl.lit("false"))
+                .alias(c)
+            )
+        elif dtype.is_float():
+            casts.append(
+                pl.when(pl.col(c).is_nan()).then(None).otherwise(pl.col(c)).cast(pl.Utf8).alias(c)
+            )
+        else:
+            casts.append(pl.col(c).cast(pl.Utf8).alias(c))
+    return df.with_columns(casts) if casts else df
+
+
+def _lit(value: Any, dtype: pl.DataType) -> pl.Expr:
+    return pl.lit(value, dtype=dtype)
+
+
+def _out_dtype(rule: ColumnRule) -> pl.DataType:
+    return {
+        "id": pl.Utf8(),
+        "categorical": pl.Utf8(),
+        "text": pl.Utf8(),
+        "boolean": pl.Boolean(),
+        "numeric": pl.Float64(),
+        "currency": pl.Float64(),
+        "integer": pl.Int64(),
+        "date": pl.Date(),
+        "datetime": UTC_DT,
+    }[rule.kind]
+
+
+def column_exprs(
+    rule: ColumnRule, i: int, st: dict[str, Any], missing_values: tuple[str, ...], fill: Any
+) -> tuple[list[pl.Expr], list[tuple[str, str]]]:
+    """Helper columns for column ``i``: value ``v{i}`` (+ ``c{i}`` code, ``o{i}`` flag),
+    reason ``r{i}``, and bookkeeping ``m{i}`` missing, ``x{i}`` invalid, ``n{i}`` nullified,
+    ``u{i}`` outlier, ``s{i}`` standardized. Returns the expressions and (helper, output name)
+    pairs in output order."""
+    raw = pl.col(rule.name)
+    p = parse_column(rule, raw, missing_values)
+    dtype = _out_dtype(rule)
+    value = p.value
+    reason: pl.Expr = pl.lit(None, dtype=pl.Utf8)
+    outlier: pl.Expr = pl.lit(False)
+    lo, hi = st.get("lo"), st.get("hi")
+    if lo is not None and hi is not None:
+        outlier = (value < lo) | (value > hi)
+        outlier = outlier.fill_null(False)
+        action = rule.outliers.action
+        if action == "quarantine":
+            reason = pl.when(outlier).then(pl.lit(f"outlier_{rule.outliers.method}"))
+        elif action == "clip":
+            if rule.kind == "integer":
+                lo_v: Any = math.ceil(lo)
+                hi_v: Any = math.floor(hi)
+            else:
+                lo_v, hi_v = lo, hi
+            value = (
+                pl.when(value < lo)
+                .then(_lit(lo_v, dtype))
+                .when(value > hi)
+                .then(_lit(hi_v, dtype))
+                .otherwise(value)
+            )
+    invalid_reason = REASON_BY_KIND.get(rule.kind)
+    if invalid_reason is not None and rule.on_invalid == "quarantine":
+        reason = pl.when(p.invalid).then(pl.lit(invalid_reason)).otherwise(reason)
+    if rule.missing == "quarantine":
+        reason = pl.when(p.missing).then(pl.lit("missing_required")).otherwise(reason)
+    nullified = p.missing | p.invalid if rule.on_invalid == "null" else p.missing
+    code = p.code
+    if fill is not None:
+        value = pl.when(nullified).then(_lit(fill, dtype)).otherwise(value)
+        if code is not None:
+            code = pl.when(nullified).then(_lit(st.get("currency_mode"), pl.Utf8())).otherwise(code)
+    if rule.kind in ("id", "categorical", "text"):
+        standardized = (~p.missing & (p.value != raw)).fill_null(False)
+    else:
+        standardized = ~p.missing & ~p.invalid
+    exprs = [
+        value.cast(dtype).alias(f"__v{i}"),
+        reason.alias(f"__r{i}"),
+        p.missing.alias(f"__m{i}"),
+        p.invalid.alias(f"__x{i}"),
+        nullified.alias(f"__n{i}"),
+        outlier.alias(f"__u{i}"),
+        standardized.alias(f"__s{i}"),
+    ]
+    outputs = [(f"__v{i}", rule.name)]
+    if code is not None:
+        exprs.append(code.alias(f"__c{i}"))
+        outputs.append((f"__c{i}", f"{rule.name}_currency"))
+    if rule.outliers.action == "flag" and rule.outliers.method != "none":
+        exprs.append(outlier.alias(f"__o{i}"))
+        outputs.append((f"__o{i}", f"{rule.name}_outlier"))
+    return exprs, outputs
+
+
+def transform_frame(fitted: Any, df: pl.DataFrame, *, source: str | None) -> Any:
+    """The batch transform behind :meth:`FittedPlan.transform`."""
+    from chatpersona.clean.fitted import CleanResult, _decode
+    from chatpersona.clean.report import build_report
+    from chatpersona.exceptions import InputError
+
+    plan = fitted.plan
+    names = list(plan.columns)
+    text = as_text_frame(df.select(names), names)
+    exprs: list[pl.Expr] = []
+    out_map: dict[str, list[tuple[str, str]]] = {}
+    for i, (name, rule) in enumerate(plan.columns.items()):
+        st = fitted.stats_[name]
+        e, outs = column_exprs(rule, i, st, plan.missing_values, _decode(rule.kind, st.get("fill")))
+        exprs += e
+        out_map[name] = outs
+    idx = range(len(names))
+    exprs.append(pl.coalesce([pl.col(f"__r{i}") for i in idx]).alias("_reason"))
+    reason_col = pl.coalesce(
+        [pl.when(pl.col(f"__r{i}").is_not_null()).then(pl.lit(names[i])) for i in idx]
+    ).alias("_column")
+    helpers = text.lazy().with_columns(exprs[:-1]).with_columns(exprs[-1], reason_col).collect()
+    helpers = helpers.drop(names)
+
+    for i, (name, rule) in enumerate(plan.columns.items()):
+        if rule.on_invalid != "error":
+            continue
+        bad = helpers.select(pl.arg_where(pl.col(f"__x{i}")).first()).item()
+        if bad is not None:
+            raise InputError(
+                f"Cannot parse a {rule.kind} value",
+                code=REASON_BY_KIND.get(rule.kind),
+                file=source,
+                column=name,
+                row=int(bad) + 1,
+                value=df[name][int(bad)],
+            )
+
+    frame = pl.concat([df, helpers], how="horizontal").with_row_index("_row", offset=1)
+    out_pairs: list[tuple[str, str]] = []
+    for c in df.columns:
+        if c in out_map:
+            out_pairs += out_map[c]
+        elif plan.unplanned == "keep":
+            out_pairs.append((c, c))
+    helper_cols = [h for h, _ in out_pairs]
+    quarantined = pl.col("_reason").is_not_null()
+
+    cand = frame.filter(~quarantined).select(["_row", *helper_cols])
+    dup_reason = pl.Series("_dup", [None] * cand.height, dtype=pl.Utf8)
+    if cand.height:
+        exact = (
+            ~pl.struct(helper_cols).is_first_distinct()
+            if plan.duplicates.exact_rows
+            else pl.lit(False)
+        )
+        cand = cand.with_columns(exact.alias("_exact"))
+        dup_id = pl.lit(False)
+        id_col = plan.duplicates.id_column
+        if id_col is not None:
+            id_h = out_map[id_col][0][0]
+            rest = cand.filter(~pl.col("_exact"))
+            ts = plan.duplicates.latest_by
+            if ts is not None:
+                ts_h = out_map[ts][0][0]
+                rest = rest.sort([ts_h, "_row"], descending=[True, False], nulls_last=True)
+            winners = rest.unique(subset=[id_h], keep="first", maintain_order=True)["_row"]
+            dup_id = ~pl.col("_exact") & ~pl.col("_row").is_in(winners.implode())
+        cand = cand.with_columns(
+            pl.when(pl.col("_exact"))
+            .then(pl.lit("duplicate_row"))
+            .when(dup_id)
+            .then(pl.lit("duplicate_id"))
+            .alias("_dup")
+        )
+        dup_reason = cand["_dup"]
+    dup_frame = pl.DataFrame({"_row": cand["_row"], "_dup": dup_reason})
+    frame = frame.join(dup_frame, on="_row", how="left", maintain_order="left")
+
+    acc_mask = ~quarantined & pl.col("_dup").is_null()
+    accepted = frame.filter(acc_mask).select([pl.col(h).alias(o) for h, o in out_pairs])
+    duplicates = frame.filter(pl.col("_dup").is_not_null()).select(
+        ["_row", *[pl.col(h).alias(o) for h, o in out_pairs], pl.col("_dup").alias("_reason")]
+    )
+    quarantine = frame.filter(quarantined).select(["_row", *df.columns, "_reason", "_column"])
+    report = build_report(fitted, frame, text, accepted, out_map, acc_mask)
+    return CleanResult(
+        accepted=accepted, quarantine=quarantine, duplicates=duplicates, report=report
+    )
