@@ -1,0 +1,497 @@
+"""The named steps of the stream pipeline and the small protocols of their collaborators.
+
+validate → dedupe → clean → window → features → assign → profile → commit → metrics
+
+Steps work on a :class:`Batch` (the events of one receive, in order) so that state and
+store round trips are per batch, not per event; ``Pipeline.run_one`` is a batch of one.
+Every collaborator is reached through a Protocol, so tests can pass simple stand-ins.
+
+Crash safety: profile effects are written before the state commit that marks the events
+processed, and each profile effect is idempotent (history ids are set-like, features and
+segment are replaced, a CSAT is applied only when the profile's count shows it missing).
+A crash between the two therefore re-runs the batch without doubling anything.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from chatpersona.exceptions import ChatpersonaError
+from chatpersona.profiles.schema import Profile, ProfilePatch, SegmentRef
+from chatpersona.stream.events import Event, EventRejected, parse_event
+from chatpersona.stream.state import StateStore
+from chatpersona.stream.windows import (
+    WindowConfig,
+    apply_event,
+    is_late,
+    new_window_state,
+    window_features,
+)
+
+__all__ = [
+    "STEP_NAMES",
+    "Assigner",
+    "Batch",
+    "Cleaner",
+    "EventResult",
+    "FeatureTransformer",
+    "ModelSource",
+    "ProfileSink",
+    "Step",
+    "StepError",
+]
+
+STEP_NAMES = (
+    "validate",
+    "dedupe",
+    "clean",
+    "window",
+    "features",
+    "assign",
+    "profile",
+    "commit",
+    "metrics",
+)
+
+
+class StepError(ChatpersonaError):
+    """A pipeline step failed (not the event's fault: a backend, a bug); ``step`` names it.
+    The worker gives the event back to the transport for another attempt."""
+
+    default_code = "step_failed"
+
+
+@runtime_checkable
+class Cleaner(Protocol):
+    """What the clean step needs: ``FittedPlan.transform_record``."""
+
+    def transform_record(self, row: Mapping[str, Any]) -> Any:
+        """A result with ``.ok``, ``.record``, ``.reason`` and ``.column``."""
+        ...
+
+
+@runtime_checkable
+class FeatureTransformer(Protocol):
+    """What the features step needs: ``FittedFeatureSpec.transform_one``."""
+
+    def transform_one(
+        self, user_row: Mapping[str, Any], aggregates: Mapping[str, Any] | None, as_of: datetime
+    ) -> dict[str, float]:
+        """One user's feature row."""
+        ...
+
+
+@runtime_checkable
+class Assigner(Protocol):
+    """What the assign step needs: ``SegmentModel.assign_one``."""
+
+    def assign_one(self, features: dict[str, float]) -> Any:
+        """An assignment with ``.segment_id``, ``.segment_name`` and ``.model_version``."""
+        ...
+
+
+@runtime_checkable
+class ModelSource(Protocol):
+    """Where the active segment model comes from (asked once per batch: hot switch)."""
+
+    def current(self) -> Assigner | None:
+        """The model to use now, or ``None`` when no model is active."""
+        ...
+
+
+@runtime_checkable
+class ProfileSink(Protocol):
+    """What the profile step needs of a profile store."""
+
+    def get(self, tenant: str, user_id: str) -> Profile | None:
+        """The stored profile."""
+        ...
+
+    def merge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:
+        """Apply a patch atomically."""
+        ...
+
+
+@dataclass
+class EventResult:
+    """What happened to one event: ``status`` is ``processed``, ``duplicate`` or
+    ``rejected`` (then ``reason`` is a code and the worker dead-letters the event)."""
+
+    status: str
+    event_id: str | None = None
+    tenant: str | None = None
+    user_id: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+    segment: str | None = None
+    segment_changed: bool = False
+    features: dict[str, float] | None = None
+
+
+@dataclass
+class _Item:
+    raw: Any
+    published_at: float | None = None
+    event: Event | None = None
+    result: EventResult | None = None
+    record: dict[str, Any] | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.result is None
+
+    def reject(self, reason: str, detail: str) -> None:
+        ev = self.event
+        self.result = EventResult(
+            "rejected",
+            ev.event_id if ev else None,
+            ev.tenant if ev else None,
+            ev.user_id if ev else None,
+            reason,
+            detail,
+        )
+
+
+@dataclass
+class _UserOps:
+    chat_ids: list[str] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    feedback: list[tuple[int | None, int | None, int]] = field(default_factory=list)
+    """``(csat, nps, csat_count_after)`` of each feedback event, in order."""
+
+
+@dataclass
+class Batch:
+    """The events of one pipeline call and what the steps learned about them."""
+
+    items: list[_Item]
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    new_users: set[str] = field(default_factory=set)
+    touched: list[str] = field(default_factory=list)
+    ops: dict[str, _UserOps] = field(default_factory=dict)
+    features: dict[str, dict[str, float]] = field(default_factory=dict)
+    assignments: dict[str, Any] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+
+    def live(self) -> list[_Item]:
+        return [i for i in self.items if i.live]
+
+
+def user_key(tenant: str, user_id: str) -> str:
+    """The state-store key of a user."""
+    return f"{tenant}:{user_id}"
+
+
+class Step:
+    """A named stage; ``run`` mutates the batch. Subclasses set ``name``."""
+
+    name: str = "step"
+
+    def run(self, batch: Batch, ctx: StepContext) -> None:
+        """Process the live items of ``batch``."""
+        raise NotImplementedError
+
+
+@dataclass
+class StepContext:
+    """The collaborators a pipeline gives its steps."""
+
+    state: StateStore
+    store: ProfileSink | None
+    cleaner: Cleaner | None
+    features: FeatureTransformer | None
+    aggregates: tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any], Any], None]] | None
+    models: ModelSource | None
+    windows: WindowConfig
+    emit: Callable[[dict[str, Any]], None] | None
+    metrics: Any
+    clock: Callable[[], float] = time.time
+
+
+class Validate(Step):
+    """Parse raw bytes / dicts into :class:`Event`; invalid ones are rejected with a code."""
+
+    name = "validate"
+
+    def run(self, batch: Batch, ctx: StepContext) -> None:
+        for item in batch.live():
+            try:
+                item.event = parse_event(item.raw)
+            except EventRejected as exc:
+                item.reject(exc.code, exc.message)
+
+
+class Dedupe(Step):
+    """Drop events whose id was committed before or appears earlier in the batch."""
+
+    name = "dedupe"
+
+    def run(self, batch: Batch, ctx: StepContext) -> None:
+        live = batch.live()
+        ids = [f"{i.event.tenant}:{i.event.event_id}" for i in live if i.event]
+        seen = ctx.state.seen(list(dict.fromkeys(ids)))
+        for item, eid in zip(live, ids, strict=True):
+            ev = item.event
+            assert ev is not None
+            if eid in seen:
+                item.result = EventResult("duplicate", ev.event_id, ev.tenant, ev.user_id)
+            seen.add(eid)
+
+
+class Clean(Step):
+    """Run ``profile_update`` payloads through the fitted cleaning plan's one-record path."""
+
+    name = "clean"
+
+    def run(self, batch: Batch, ctx: StepContext) -> None:
+        for item in batch.live():
+            ev = item.event
+            if ev is None or ev.type != "profile_update":
+                continue
+            row = {**ev.payload, "user_id": ev.user_id}
+            if ctx.cleaner is None:
+                item.record = row
+                continue
+            res = ctx.cleaner.transform_record(row)
+            if not res.ok or res.record is None:
+                col = f" in column {res.column!r}" if res.column else ""
+                item.reject(f"clean:{res.reason or 'rejected'}", f"cleaning rejected the row{col}")
+            else:
+                item.record = dict(res.record)
+
+
+class Window(Step):
+    """Load users' state, fold each event in (event time, bounded lateness), collect the
+    profile effects."""
+
+    name = "window"
+
+    def run(self, batch: Batch, ctx: StepContext) -> None:
+        live = batch.live()
+        keys = list(
+            dict.fromkeys(user_key(i.event.tenant, i.event.user_id) for i in live if i.event)
+        )
+        loaded = ctx.state.load(keys)
+        for key in keys:
+            if key in loaded:
+                batch.states[key] = loaded[key]
+            else:
+                batch.new_users.add(key)
+                batch.states[key] = {
+                    "w": new_window_state(),
+                    "agg": ctx.aggregates[0]() if ctx.aggregates else None,
+                    "user": None,
+                    "segment": None,
+                }
+        touched: dict[str, None] = {}
+        for item in live:
+            ev = item.event
+            assert ev is not None
+            key = user_key(ev.tenant, ev.user_id)
+            st = batch.states[key]
+            ts = ev.epoch
+            if is_late(st["w"], ts, ctx.windows):
+                lag = st["w"]["max_ts"] - ts
+                item.reject("too_late", f"event is {lag:.0f}s behind the user's newest event")
+                continue
+            apply_event(
+                st["w"],
+                event_id=ev.event_id,
+                type=ev.type,
+                ts=ts,
+                channel=ev.channel,
+                device=ev.device,
+                payload=ev.payload,
+                config=ctx.windows,
+            )
+            if ctx.aggregates is not None and st.get("agg") is not None:
+                ctx.aggregates[1](
+                    st["agg"],
+                    {
+                        "event_id": ev.event_id,
+                        "type": ev.type,
+                        "ts": ev.ts,
+                        "channel": ev.channel,
+                        "device": ev.device,
+                        "payload": ev.payload,
+                    },
+                )
+            ops = batch.ops.setdefault(key, _UserOps())
+            chat_id = ev.payload.get("chat_id")
+            if isinstance(chat_id, str) and chat_id not in ops.chat_ids:
+                ops.chat_ids.append(chat_id)
+            if ev.type == "feedback":
+                csat, nps = ev.payload.get("csat"), ev.payload.get("nps")
+                ops.feedback.append((csat, nps, st["w"]["csat"][1]))
+            if ev.type == "profile_update" and item.record is not None:
+                record = {k: v for k, v in item.record.items() if k != "user_id"}
+                ops.attributes.update(record)
+                st["user"] = {**(st.get("user") or {}), **item.record}
+            item.result = EventResult("processed", ev.event_id, ev.tenant, ev.user_id)
+            touched[key] = None
+        batch.touched = list(touched)
+
+
+class Features(Step):
+    """Compute each touched user's feature row as of their newest event."""
+
+    name = "features"
+
+    def run(self, batch: Batch, ctx: StepContext) -> None:
+        for key in batch.touched:
+            st = batch.states[key]
+            if ctx.features is None:
+                batch.features[key] = window_features(st["w"])
+                continue
+            if st.get("user") is None and key in batch.new_users and ctx.store is not None:
+                tenant, user_id = key.split(":", 1)
+                profile = ctx.store.get(tenant, user_id)
+                st["user"] = dict(profile.attributes) if profile else {}
+            as_of = datetime.fromtimestamp(st["w"]["max_ts"], UTC)
+            batch.features[key] = ctx.features.transform_one(
+                st.get("user") or {}, st.get("agg"), as_of
+            )
+
+
+class Assign(Step):
+    """Assign each touched user with the model active now; note segment changes."""
+
+    name = "assign"
+
+    def run(self, batch: Batch, ctx: StepContext) -> None:
+        model = ctx.models.current() if ctx.models is not None else None
+        if model is None:
+            return
+        for key in batch.touched:
+            a = model.assign_one(batch.features[key])
+            batch.assignments[key] = a
+            st = batch.states[key]
+            if st.get("segment") != str(a.segment_id):
+                batch.changed.add(key)
+                st["segment_from"] = st.get("segment")
+                st["segment"] = str(a.segment_id)
+
+
+class UpdateProfile(Step):
+    """Write each touched user's effects to the profile store (idempotent effects)."""
+
+    name = "profile"
+
+    def run(self, batch: Batch, ctx: StepContext) -> None:
+        store = ctx.store
+        now = datetime.fromtimestamp(ctx.clock(), UTC)
+        for key in batch.touched:
+            tenant, user_id = key.split(":", 1)
+            ops = batch.ops.get(key, _UserOps())
+            a = batch.assignments.get(key)
+            segment = (
+                SegmentRef(
+                    id=str(a.segment_id),
+                    name=str(a.segment_name),
+                    model_version=str(a.model_version),
+                    assigned_at=now,
+                )
+                if a is not None
+                else None
+            )
+            if store is not None:
+                feedback = list(ops.feedback)
+                first: tuple[int | None, int | None, int] | None = None
+                if feedback:
+                    current = store.get(tenant, user_id)
+                    have = current.feedback.csat_count if current else 0
+                    # A CSAT whose running count the profile already reached was applied
+                    # before a crash: skip it (NPS only sets the last value: idempotent).
+                    feedback = [f for f in feedback if f[0] is None or f[2] > have]
+                    first = feedback.pop(0) if feedback else None
+                store.merge(
+                    tenant,
+                    user_id,
+                    ProfilePatch(
+                        interaction_history=ops.chat_ids or None,
+                        attributes=ops.attributes or None,
+                        features=batch.features.get(key),
+                        segment=segment,
+                        csat=first[0] if first else None,
+                        nps=first[1] if first else None,
+                    ),
+                )
+                for csat, nps, _count in feedback:
+                    store.merge(tenant, user_id, ProfilePatch(csat=csat, nps=nps))
+            if key in batch.changed:
+                st = batch.states[key]
+                change = {
+                    "type": "segment_changed",
+                    "tenant": tenant,
+                    "user_id": user_id,
+                    "from": st.pop("segment_from", None),
+                    "to": st["segment"],
+                    "segment_name": segment.name if segment else None,
+                    "model_version": segment.model_version if segment else None,
+                }
+                if ctx.metrics is not None:
+                    ctx.metrics.count_segment_change()
+                if ctx.emit is not None:
+                    ctx.emit(change)
+            else:
+                batch.states[key].pop("segment_from", None)
+
+
+class Commit(Step):
+    """Store the new state and mark the processed events, atomically."""
+
+    name = "commit"
+
+    def run(self, batch: Batch, ctx: StepContext) -> None:
+        ids = [
+            f"{i.event.tenant}:{i.event.event_id}"
+            for i in batch.items
+            if i.result is not None and i.result.status == "processed" and i.event
+        ]
+        ctx.state.commit({k: batch.states[k] for k in batch.touched}, ids)
+
+
+class Metrics(Step):
+    """Count outcomes and event-to-profile latency; fill the per-event results."""
+
+    name = "metrics"
+
+    def run(self, batch: Batch, ctx: StepContext) -> None:
+        now = ctx.clock()
+        for item in batch.items:
+            r = item.result
+            if r is None:
+                continue
+            key = user_key(r.tenant, r.user_id) if r.tenant and r.user_id else None
+            if r.status == "processed" and key is not None:
+                a = batch.assignments.get(key)
+                r.segment = str(a.segment_id) if a is not None else None
+                r.segment_changed = key in batch.changed
+                r.features = batch.features.get(key)
+                if ctx.metrics is not None and item.published_at is not None:
+                    ctx.metrics.observe_latency(max(0.0, now - item.published_at))
+            if ctx.metrics is not None:
+                ctx.metrics.count_event(r.status)
+
+
+DEFAULT_STEPS: tuple[type[Step], ...] = (
+    Validate,
+    Dedupe,
+    Clean,
+    Window,
+    Features,
+    Assign,
+    UpdateProfile,
+    Commit,
+    Metrics,
+)
+
+
+def make_batch(raws: Sequence[Any], published_at: Sequence[float | None] | None) -> Batch:
+    """A batch of raw events (bytes, dicts or :class:`Event`)."""
+    at = list(published_at) if published_at is not None else [None] * len(raws)
+    return Batch([_Item(r, p) for r, p in zip(raws, at, strict=True)])
