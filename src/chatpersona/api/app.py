@@ -9,6 +9,7 @@ log outermost, then the body limits) and the routers: the api's own (``health``,
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import ModuleType
@@ -19,7 +20,7 @@ from fastapi import FastAPI
 from chatpersona import __version__
 from chatpersona.api.errors import install_error_handlers
 from chatpersona.api.limits import BodyLimitMiddleware, TokenBucketLimiter
-from chatpersona.api.metrics import Metrics, ObservabilityMiddleware
+from chatpersona.api.metrics import Metrics, ObservabilityMiddleware, route_templates
 from chatpersona.api.routes import admin, health, profiles, segments
 from chatpersona.api.security import KeyAuthenticator, find_key_store
 from chatpersona.config import Settings
@@ -118,7 +119,8 @@ def create_app(
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_depth=MAX_JSON_DEPTH
     )
-    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics, router=app.router)
+    templates: list[tuple[re.Pattern[str], str]] = []
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics, templates=templates)
 
     modules: list[ModuleType] = [health, profiles, segments, admin]
     for name in OPTIONAL_ROUTERS:
@@ -127,6 +129,7 @@ def create_app(
             modules.append(module)
     for module in modules:
         app.include_router(module.router)
+        templates.extend(route_templates(module.router.routes))
         setup = getattr(module, "setup", None)
         if callable(setup):
             setup(app, settings)

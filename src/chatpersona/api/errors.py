@@ -106,7 +106,8 @@ def _status_of(exc: ChatpersonaError) -> int:
     if isinstance(exc, ConflictError):
         return 409
     if isinstance(exc, ValidationError | InputError):
-        return 422
+        # 400, not 422: FastAPI documents 422 as its own request-validation body.
+        return 400
     if isinstance(exc, BackendError):
         return 503
     if isinstance(exc, ConfigError):

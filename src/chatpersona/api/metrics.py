@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import bisect
 import logging
+import re
 import time
 from typing import Any
 
-from starlette.routing import Match
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatpersona.api.errors import error_body
 
-__all__ = ["BUCKETS", "Metrics", "ObservabilityMiddleware"]
+__all__ = ["BUCKETS", "Metrics", "ObservabilityMiddleware", "route_templates"]
 
 access_log = logging.getLogger("chatpersona.api.access")
 error_log = logging.getLogger("chatpersona.api.error")
@@ -123,10 +124,13 @@ class ObservabilityMiddleware:
     secret, the concrete path, the query and the body are never logged.
     """
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, router: Any) -> None:
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, templates: list[tuple[re.Pattern[str], str]]
+    ) -> None:
         self.app = app
         self.metrics = metrics
-        self.router = router
+        # Filled by create_app once the routers are included (the list is shared).
+        self.templates = templates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -185,11 +189,19 @@ class ObservabilityMiddleware:
         if isinstance(path, str):
             return path
         # Rejected before routing (413/400 from the body limit): find the template now.
-        for candidate in getattr(self.router, "routes", ()):
-            try:
-                match, _ = candidate.matches(scope)
-            except Exception:  # a route that cannot judge this scope is not it
-                continue
-            if match != Match.NONE and isinstance(getattr(candidate, "path", None), str):
-                return str(candidate.path)
+        path = scope.get("path", "")
+        for regex, template in self.templates:
+            if regex.match(path):
+                return template
         return UNMATCHED
+
+
+def route_templates(routes: Any) -> list[tuple[re.Pattern[str], str]]:
+    """``(regex, template)`` for every route with a path template (for :class:`ObservabilityMiddleware`)."""
+    out = []
+    for route in routes:
+        template = getattr(route, "path", None)
+        if isinstance(template, str):
+            regex, _, _ = compile_path(template)
+            out.append((regex, template))
+    return out

@@ -9,7 +9,7 @@ hold unbounded data. The profile bodies themselves live with the store contract 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -35,7 +35,8 @@ __all__ = [
 USER_ID_PATTERN = r"^[A-Za-z0-9_.:@-]+$"
 """The shape of a user id in a path (the same rule as the profile schema)."""
 
-Scope = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Scope = Literal["profile:read", "profile:write", "events:write", "admin"]
+"""The scopes a key can carry (``chatpersona.profiles.keys.KNOWN_SCOPES``)."""
 
 
 class ErrorPublic(BaseModel):

@@ -16,7 +16,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from chatpersona.api.deps import ProfileReaderDep, ProfileWriterDep, ServicesDep, StoreDep
-from chatpersona.api.errors import BODY_RESPONSES, ERROR_RESPONSES, NOT_FOUND_RESPONSE, not_found
+from chatpersona.api.errors import (
+    BODY_RESPONSES,
+    ERROR_RESPONSES,
+    NOT_FOUND_RESPONSE,
+    error_doc,
+    not_found,
+)
 from chatpersona.api.schemas import (
     USER_ID_PATTERN,
     ErasurePublic,
@@ -124,7 +130,12 @@ def export_user(
     )
 
 
-@router.get("/users", response_model=UserPagePublic, summary="List users, optionally by segment")
+@router.get(
+    "/users",
+    response_model=UserPagePublic,
+    responses={400: error_doc("The cursor was not made by this API.")},
+    summary="List users, optionally by segment",
+)
 def list_users(
     store: StoreDep,
     principal: ProfileReaderDep,
