@@ -32,6 +32,17 @@ FORMATS = {
 }
 
 
+def _new_temp(path: Path) -> Path:
+    """A temp file beside ``path`` with the permissions a normal new file would get."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return Path(tmp)
+
+
 def table_format(path: Path) -> str:
     """``csv``, ``parquet`` or ``jsonl`` from the file name; an :class:`InputError` otherwise."""
     fmt = FORMATS.get(path.suffix.lower())
@@ -98,10 +109,7 @@ def iter_batches(path: str | Path, batch_rows: int) -> Iterator[pl.DataFrame]:
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path next to ``path``; renamed onto ``path`` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _new_temp(path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -140,10 +148,7 @@ class BatchWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.fmt = table_format(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = _new_temp(path)
         self._pq: Any = None
         self._fh = None if self.fmt == "parquet" else self.tmp.open("wb")
         self._first = True

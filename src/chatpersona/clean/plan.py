@@ -503,7 +503,7 @@ class CleaningPlan:
             raise PlanError(f"Plan {where} is not valid YAML: {exc}", file=where) from exc
         return cls.from_dict(data)
 
-    def fit(self, table: Any) -> FittedPlan:
+    def fit(self, table: Any, *, source: str | None = None) -> FittedPlan:
         """Learn every statistic the rules need from ``table`` (a Polars or pandas DataFrame).
 
         Raises
@@ -513,4 +513,4 @@ class CleaningPlan:
         """
         from chatpersona.clean.fitted import FittedPlan
 
-        return FittedPlan(self).fit(table)
+        return FittedPlan(self).fit(table, source=source)
