@@ -211,8 +211,9 @@ def read_decision_log(path: str | Path) -> list[LoggedDecision]:
         prop = rec.get("propensity")
         if prop is None:
             raise InputError(
-                "This decision log has no propensities, so no off-policy estimate is possible "
-                "(log the probability of each chosen action, as chatpersona policies do)",
+                f"Line {no} of the decision log has no propensity, so no off-policy estimate "
+                "is possible (log the probability of each chosen action, as chatpersona "
+                "policies do)",
                 file=str(p),
                 row=no,
                 column="propensity",
@@ -220,7 +221,7 @@ def read_decision_log(path: str | Path) -> list[LoggedDecision]:
             )
         if isinstance(prop, bool) or not isinstance(prop, int | float) or not 0 < prop <= 1:
             raise InputError(
-                "A propensity must be a number in (0, 1]",
+                f"Line {no}: a propensity must be a number in (0, 1]",
                 file=str(p),
                 row=no,
                 column="propensity",
