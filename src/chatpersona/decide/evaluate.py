@@ -205,7 +205,7 @@ def evaluate_policy(
             for a, p in policy.probabilities(rec.context, rec.candidates).items():
                 pi_all[i, col[a]] = p
     else:
-        spec = {"type": policy} if isinstance(policy, str) else dict(policy)
+        spec: dict[str, Any] = {"type": policy} if isinstance(policy, str) else dict(policy)
         spec_actions = spec.pop("actions", None)
         if spec_actions:
             missing = [a for a in actions if a not in spec_actions]
@@ -239,11 +239,11 @@ def evaluate_policy(
                     if i not in held:
                         assert rec.reward is not None
                         pol.update(rec.context, rec.action, rec.reward)
-            for i in idx:
-                rec = rewarded[int(i)]
+            for j in idx.tolist():
+                rec = rewarded[j]
                 for a, p in pol.probabilities(rec.context, rec.candidates).items():
-                    pi_all[int(i), col[a]] = p
-    r = np.array([float(rec.reward) for rec in rewarded if rec.reward is not None])
+                    pi_all[j, col[a]] = p
+    rew = np.array([float(rec.reward) for rec in rewarded if rec.reward is not None])
     p_log = np.array([rec.propensity for rec in rewarded])
     a_idx = np.array([col[rec.action] for rec in rewarded])
     w = pi_all[np.arange(n), a_idx] / p_log
@@ -258,11 +258,11 @@ def evaluate_policy(
                     unsupported += pi_all[i, col[a]]
     model = RewardModel().fit(rewarded)
     rhat = np.array([[model.predict(rec.context, a) for a in actions] for rec in rewarded])
-    ips_terms = w * r
-    dr_terms = (pi_all * rhat).sum(axis=1) + w * (r - rhat[np.arange(n), a_idx])
+    ips_terms = w * rew
+    dr_terms = (pi_all * rhat).sum(axis=1) + w * (rew - rhat[np.arange(n), a_idx])
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     sw = float(w.sum())
-    snips_value = float((w * r).sum() / sw) if sw > 0 else 0.0
+    snips_value = float((w * rew).sum() / sw) if sw > 0 else 0.0
     if bootstrap:
         rng = np.random.default_rng(seed)
         bs = np.empty((bootstrap, 3))
@@ -271,7 +271,7 @@ def evaluate_policy(
             wk = w[k]
             bs[b] = (
                 ips_terms[k].mean(),
-                (wk * r[k]).sum() / max(wk.sum(), 1e-12),
+                (wk * rew[k]).sum() / max(wk.sum(), 1e-12),
                 dr_terms[k].mean(),
             )
         lo, hi = np.quantile(bs, [0.5 - confidence / 2, 0.5 + confidence / 2], axis=0)
@@ -284,7 +284,7 @@ def evaluate_policy(
         ips = _normal(ips_terms, z)
         dr = _normal(dr_terms, z)
         mw = float(w.mean())
-        lin = w * (r - snips_value) / mw if mw > 0 else np.zeros(n)
+        lin = w * (rew - snips_value) / mw if mw > 0 else np.zeros(n)
         se = float(lin.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
         snips = Estimate(snips_value, snips_value - z * se, snips_value + z * se, se)
         interval = "normal"
@@ -294,7 +294,7 @@ def evaluate_policy(
         n_decisions=n_all,
         n_rewarded=n,
         n_unrewarded=n_all - n,
-        logged_value=float(r.mean()),
+        logged_value=float(rew.mean()),
         ips=ips,
         snips=snips,
         dr=dr,
