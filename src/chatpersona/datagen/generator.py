@@ -865,6 +865,8 @@ def _event_columns(ev: _Events, user_ids: pl.Series, start: int, stop: int) -> p
             "_category": _pick(table.intent_category, intent),
             "_resolved": pl.Series(ev.resolved[chat]),
             "_tenths": pl.Series(tenths),
+            # numpy divides exactly (Polars multiplies by 0.1), so 1066 -> 106.6 as in JSON
+            "_handle": pl.Series(tenths / 10.0),
             "_csat": pl.Series(ev.csat[chat]),
             "_nps": pl.Series(ev.nps[chat]),
         }
@@ -892,7 +894,7 @@ def _events_frame_chunk(ev: _Events, user_ids: pl.Series, start: int, stop: int)
             intent=pl.when(t == 1).then(c("_intent")),
             category=pl.when(t == 1).then(c("_category")),
             resolved=pl.when(t == 2).then(c("_resolved")),
-            handle_time_s=pl.when(t == 2).then(c("_tenths").cast(pl.Float64) / 10.0),
+            handle_time_s=pl.when(t == 2).then(c("_handle")),
             csat=pl.when(t == 3).then(c("_csat")),
             nps=pl.when((t == 3) & (c("_nps") >= 0)).then(c("_nps")),
         ),
