@@ -139,12 +139,19 @@ def describe_segments(
             name = "unsegmented"
         else:
             phrases: list[str] = []
+            mentioned: set[str] = set()
             for j in top:
                 if abs(diff[j]) < NAME_THRESHOLD or len(phrases) >= 3:
                     break
-                p = feature_phrase(feature_names[j], float(diff[j]))
+                fname = feature_names[j]
+                col = fname.split("=", 1)[0] if "=" in fname else None
+                if col is not None and diff[j] < 0 and col in mentioned:
+                    continue  # "fiber optic" already says "not DSL"
+                p = feature_phrase(fname, float(diff[j]))
                 if p not in phrases:
                     phrases.append(p)
+                    if col is not None:
+                        mentioned.add(col)
             name = ", ".join(phrases) if phrases else "typical users"
             used[name] = used.get(name, 0) + 1
             if used[name] > 1:

@@ -102,7 +102,7 @@ class KMeansSegmenter(BaseSegmenter):
         k_min: int = 2,
         k_max: int = 12,
         n_init: int = 4,
-        silhouette_rows: int = 5000,
+        silhouette_rows: int = 2000,
         sweep_rows: int = 100_000,
         minibatch_rows: int = 100_000,
         seed: int = 0,
@@ -169,5 +169,5 @@ class KMeansSegmenter(BaseSegmenter):
             "k": int(self.k_),
             "sweep": self.scores_,
             "minibatch": bool(self.minibatch_),
-            "k_rule": "max silhouette within 0.02, then best mean rank of DB and CH, then smaller k",
+            "k_rule": "silhouette within 0.02 of the best, then best mean rank of DB and CH, then silhouette",
         }

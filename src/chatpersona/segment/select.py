@@ -3,7 +3,8 @@
 **k rule** (:func:`choose_k`): every candidate k gets the silhouette (on a seeded sample),
 Davies-Bouldin (lower is better) and Calinski-Harabasz (higher is better). Keep the ks
 whose silhouette is within ``tol`` (default 0.02) of the best; among them take the best
-mean rank of Davies-Bouldin and Calinski-Harabasz; ties go to the smaller k.
+mean rank of Davies-Bouldin and Calinski-Harabasz; ties go to the higher silhouette,
+then to the smaller k.
 
 **algorithm rule** (:func:`choose_algorithm`): a candidate is eligible when it has at
 least 2 segments, at most 25 % noise and a stability (mean ARI of seeded bootstrap
@@ -85,7 +86,9 @@ def choose_k(scores: Sequence[Mapping[str, Any]], tol: float = 0.02) -> int:
     db = _ranks([r["davies_bouldin"] for r in near], higher_is_better=False)
     ch = _ranks([r["calinski_harabasz"] for r in near], higher_is_better=True)
     mean_rank = (db + ch) / 2.0
-    order = sorted(range(len(near)), key=lambda i: (mean_rank[i], near[i]["k"]))
+    order = sorted(
+        range(len(near)), key=lambda i: (mean_rank[i], -near[i]["silhouette"], near[i]["k"])
+    )
     return int(near[order[0]]["k"])
 
 
