@@ -89,10 +89,13 @@ def make_event(
     ts: datetime,
     payload: Mapping[str, Any] | None = None,
     event_id: str | None = None,
+    tenant: str = "default",
 ) -> dict[str, Any]:
-    """One event dict in the shape of the generator's ``events.jsonl`` (see CONTRACTS)."""
+    """One event dict in the shape of the generator's ``events.jsonl`` (see CONTRACTS),
+    plus the ``tenant`` that :class:`chatpersona.stream.events.Event` carries."""
     return {
         "event_id": event_id or str(uuid.uuid4()),
+        "tenant": tenant,
         "user_id": user_id,
         "type": type_,
         "ts": _iso(ts),
@@ -106,31 +109,58 @@ def make_event(
 class ChatDecision:
     """What the decision engine chose for this conversation.
 
-    ``tone`` picks the templates; ``route="human"`` sends the first real question to a
-    person; categories in ``escalate_categories`` always go to a person;
+    ``tone`` picks the templates; ``route="human"`` hands the chat to a person after the
+    bot's first answer; categories in ``escalate_categories`` always go to a person;
     ``offer_continue`` lets the greeting offer to continue the last open issue.
+    ``decision_ids`` / ``policies`` map each decision point (``tone``, ``routing``) to the
+    engine's decision id and policy, so the chat's outcome can reward each of them.
     """
 
-    decision_id: str | None = None
     tone: Tone = "concise"
     route: Literal["bot", "human"] = "bot"
     escalate_categories: tuple[str, ...] = ()
     offer_continue: bool = True
-    policy: str | None = None
+    decision_ids: dict[str, str] = field(default_factory=dict)
+    policies: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_any(cls, obj: Any, fallback: ChatDecision | None = None) -> ChatDecision:
-        """Read a decision from the decision engine's object or a dict, leniently.
+        """Read a decision leniently from the decision engine's answer(s).
 
-        Looks for ``decision_id``, ``policy``, and a tone/route in ``params``/``payload``,
-        or an ``action``/``arm``/``variant`` string such as ``"empathetic"``,
-        ``"tone:formal"`` or ``"human"``. Anything missing comes from ``fallback``.
+        ``obj`` may be a :class:`ChatDecision`, one decision (an object or dict with
+        ``decision_id``, ``decision_point``, ``action``, ``params``, ``policy``), or a
+        mapping ``{decision_point: decision}`` such as ``{"tone": d1, "routing": d2}``.
+        An action ``concise``/``empathetic``/``formal`` sets the tone; ``human*`` /
+        ``agent`` routes to a person; ``bot``/``self_service`` keeps the bot. Anything
+        missing comes from ``fallback``.
+
+        Examples
+        --------
+        >>> d = ChatDecision.from_any({"tone": {"decision_id": "d1", "action": "formal"},
+        ...                            "routing": {"decision_id": "d2", "action": "human_normal"}})
+        >>> d.tone, d.route, d.decision_ids
+        ('formal', 'human', {'tone': 'd1', 'routing': 'd2'})
         """
         base = fallback or cls()
         if obj is None:
             return base
         if isinstance(obj, ChatDecision):
             return obj
+        if (
+            isinstance(obj, Mapping)
+            and obj
+            and all(isinstance(v, Mapping) or hasattr(v, "action") for v in obj.values())
+        ):
+            out = base
+            for point, one in obj.items():
+                out = cls._merge_one(one, out, str(point))
+            return out
+        return cls._merge_one(obj, base, None)
+
+    @classmethod
+    def _merge_one(cls, obj: Any, base: ChatDecision, point: str | None) -> ChatDecision:
+        if obj is None:
+            return base
 
         def get(name: str) -> Any:
             if isinstance(obj, Mapping):
@@ -138,34 +168,42 @@ class ChatDecision:
             return getattr(obj, name, None)
 
         values: dict[str, Any] = {}
-        for key in ("params", "payload", "parameters", "value"):
-            extra = get(key)
-            if isinstance(extra, Mapping):
-                values.update(extra)
         for key in ("tone", "route", "escalate_categories", "offer_continue"):
             if get(key) is not None:
-                values.setdefault(key, get(key))
-        for key in ("action", "arm", "variant", "choice"):
-            action = get(key)
-            if isinstance(action, str):
-                word = action.split(":")[-1].strip().lower()
-                if word in TONES:
-                    values.setdefault("tone", word)
-                elif word in ("human", "agent", "escalate"):
-                    values.setdefault("route", "human")
-                elif word in ("bot", "self_service", "self-service"):
-                    values.setdefault("route", "bot")
+                values[key] = get(key)
+        params = get("params")
+        if isinstance(params, Mapping):
+            for key in ("tone", "route", "escalate_categories", "offer_continue"):
+                if params.get(key) is not None:
+                    values.setdefault(key, params[key])
+            if params.get("queue"):
+                values.setdefault("route", "human")
+        action = get("action")
+        if isinstance(action, str):
+            word = action.split(":")[-1].strip().lower()
+            if word in TONES:
+                values.setdefault("tone", word)
+            elif word.startswith("human") or word in ("agent", "escalate"):
+                values.setdefault("route", "human")
+            elif word in ("bot", "self_service", "self-service"):
+                values.setdefault("route", "bot")
+        point = str(get("decision_point") or point or ("tone" if "tone" in values else "routing"))
+        ids = dict(base.decision_ids)
+        policies = dict(base.policies)
+        if get("decision_id") is not None:
+            ids[point] = str(get("decision_id"))
+        if get("policy") is not None:
+            policies[point] = str(get("policy"))
         tone = values.get("tone", base.tone)
         route = values.get("route", base.route)
         cats = values.get("escalate_categories", base.escalate_categories)
-        decision_id = get("decision_id") or get("id")
         return cls(
-            decision_id=str(decision_id) if decision_id is not None else base.decision_id,
             tone=tone if tone in TONES else base.tone,
             route="human" if route in ("human", "agent") else "bot",
             escalate_categories=tuple(str(c).upper() for c in cats or ()),
             offer_continue=bool(values.get("offer_continue", base.offer_continue)),
-            policy=str(get("policy") or get("policy_name") or base.policy or "") or None,
+            decision_ids=ids,
+            policies=policies,
         )
 
 
@@ -232,7 +270,7 @@ def default_decision(profile: Profile) -> ChatDecision:
         tone = "empathetic"
     elif ctx.vip:
         tone = "formal"
-    return ChatDecision(tone=tone, policy="default-rules")
+    return ChatDecision(tone=tone, policies={"tone": "default-rules"})
 
 
 @dataclass
@@ -367,6 +405,7 @@ class Bot:
             ts=now,
             payload=payload,
             event_id=self.id_factory(),
+            tenant=conv.tenant,
         )
 
     def _render(self, conv: Conversation, template: str, **ctx: Any) -> Rendered:
@@ -500,13 +539,8 @@ class Bot:
         conv.clarifications = 0
         if intent:
             conv.intents.append(intent)
-        decision = ChatDecision(**{**conv.decision, "escalate_categories": tuple(
-            conv.decision.get("escalate_categories") or ())})  # fmt: skip
-        if (
-            intent in ESCALATE_INTENTS
-            or decision.route == "human"
-            or category.upper() in decision.escalate_categories
-        ):
+        decision = self._decision(conv)
+        if intent in ESCALATE_INTENTS or category.upper() in decision.escalate_categories:
             conv.issue = conv.issue or self._new_issue(conv, intent, category, now)
             return self._escalate(conv, ctx, now, message, prediction, category, intent)
 
@@ -525,7 +559,23 @@ class Bot:
             vip=ctx.vip,
             plan=ctx.plan,
         )
+        if decision.route == "human" and not conv.escalated:
+            # The routing decision hands the chat to a person: answer first, then say so.
+            conv.escalated = True
+            label = category_label(category, conv.lang)
+            handover = self._render(conv, "escalate", name=ctx.name, category_label=label)
+            out = Rendered(
+                html=f"{out.html} {handover.html}",
+                text=f"{out.text} {handover.text}",
+                template=f"{out.template}+{handover.template}",
+            )
+            return self._turn(conv, "escalate", out, now, message, prediction, intent, category)
         return self._turn(conv, "answer", out, now, message, prediction, intent, category)
+
+    def _decision(self, conv: Conversation) -> ChatDecision:
+        data = dict(conv.decision)
+        data["escalate_categories"] = tuple(data.get("escalate_categories") or ())
+        return ChatDecision(**data)
 
     def _category_of(self, intent: str, prediction: IntentPrediction) -> str:
         cats = getattr(self.intents, "categories_", None)
