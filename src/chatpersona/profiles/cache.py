@@ -28,6 +28,14 @@ __all__ = ["CachedStore"]
 
 log = logging.getLogger(__name__)
 
+# One round trip for a read: the cached value, or (on a miss) a try at taking the lease.
+_READ = """
+local v = redis.call('GET', KEYS[1])
+if v then return {1, v} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then return {0, 1} end
+return {0, 0}
+"""
+
 # Set the value only if this reader's lease is still in place; then drop the lease.
 _FILL = """
 if redis.call('GET', KEYS[2]) == ARGV[1] then
@@ -80,6 +88,7 @@ class CachedStore(ProfileStore):
         self._redis = redis.Redis.from_url(
             redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
         )
+        self._read = self._redis.register_script(_READ)
         self._fill = self._redis.register_script(_FILL)
         self.hits = 0
         self.misses = 0
@@ -117,21 +126,20 @@ class CachedStore(ProfileStore):
     def get(self, tenant: str, user_id: str) -> Profile | None:
         check_ids(tenant, user_id)
         k, lease = self.key(tenant, user_id), self.lease_key(tenant, user_id)
-        token = None
+        token = secrets.token_hex(8)
+        holder = False  # whether this reader holds the fill lease
         try:
-            raw = self._redis.get(k)
-            if raw is not None:
+            found, value = self._read(keys=[k, lease], args=[token, self.lease_ms])
+            if found:
                 self.hits += 1
-                return Profile.model_validate_json(raw)
+                return Profile.model_validate_json(value)
             self.misses += 1
-            token = secrets.token_hex(8)
-            if not self._redis.set(lease, token, nx=True, px=self.lease_ms):
-                token = None  # someone else is filling; just read through
+            holder = bool(value)  # else another reader is filling; just read through
         except Exception as exc:
             log.warning("profile cache read failed, reading the store (%s)", type(exc).__name__)
             return self.inner.get(tenant, user_id)
         profile = self.inner.get(tenant, user_id)
-        if profile is not None and token is not None:
+        if profile is not None and holder:
             try:
                 self._fill(
                     keys=[k, lease],

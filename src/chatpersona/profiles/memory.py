@@ -43,7 +43,10 @@ class MemoryStore(ProfileStore):
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._profiles: dict[tuple[str, str], Profile] = {}
+        # Stored as JSON, like the SQL stores: callers never share mutable state with
+        # the store, and every backend round-trips through the same serialization.
+        self._profiles: dict[tuple[str, str], str] = {}
+        self._segments: dict[tuple[str, str], str | None] = {}
         self._keys: dict[str, tuple[ApiKey, str]] = {}
 
     @classmethod
@@ -60,19 +63,22 @@ class MemoryStore(ProfileStore):
         check_ids(tenant, user_id)
         with self._lock:
             found = self._profiles.get((tenant, user_id))
-            return found.model_copy(deep=True) if found is not None else None
+        return Profile.model_validate_json(found) if found is not None else None
 
     def merge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:
         check_ids(tenant, user_id)
         with self._lock:
-            current = self._profiles.get((tenant, user_id))
+            raw = self._profiles.get((tenant, user_id))
+            current = Profile.model_validate_json(raw) if raw is not None else None
             new = apply_patch(current, patch, tenant=tenant, user_id=user_id)
-            self._profiles[(tenant, user_id)] = new
-            return new.model_copy(deep=True)
+            self._profiles[(tenant, user_id)] = new.model_dump_json()
+            self._segments[(tenant, user_id)] = new.segment.id if new.segment else None
+        return new
 
     def delete(self, tenant: str, user_id: str) -> bool:
         check_ids(tenant, user_id)
         with self._lock:
+            self._segments.pop((tenant, user_id), None)
             return self._profiles.pop((tenant, user_id), None) is not None
 
     def scan(
@@ -88,12 +94,13 @@ class MemoryStore(ProfileStore):
         with self._lock:
             ids = sorted(
                 uid
-                for (t, uid), p in self._profiles.items()
+                for (t, uid), seg in self._segments.items()
                 if t == tenant
                 and (after is None or uid > after)
-                and (segment is None or (p.segment is not None and p.segment.id == segment))
+                and (segment is None or seg == segment)
             )
-            page = [self._profiles[(tenant, uid)].model_copy(deep=True) for uid in ids[:limit]]
+            raws = [self._profiles[(tenant, uid)] for uid in ids[:limit]]
+        page = [Profile.model_validate_json(r) for r in raws]
         nxt = encode_cursor(page[-1].user_id) if len(ids) > limit else None
         return Page(items=page, next_cursor=nxt)
 
