@@ -78,14 +78,14 @@ def test_core_rule_marks_far_points_unsegmented() -> None:
 
 
 def test_load_missing_model_is_not_found(tmp_path: Path) -> None:
-    with pytest.raises(NotFoundError, match="model.json is missing"):
+    with pytest.raises(NotFoundError, match=r"model\.json is missing"):
         SegmentModel.load(tmp_path)
 
 
 def test_registry_publish_activate_and_versions(tmp_path: Path) -> None:
     reg = ModelRegistry(tmp_path / "reg")
     assert reg.active() is None and reg.active_version() is None
-    m1, X = fitted_model(0)
+    m1, _ = fitted_model(0)
     m1.save(tmp_path / "m1")
     m2, _ = fitted_model(1)
     m2.save(tmp_path / "m2")
