@@ -191,7 +191,7 @@ def test_parameter_errors(spec: dict, message: str) -> None:
 def test_make_policy_rejects_unknown_type_and_params() -> None:
     with pytest.raises(PlanError, match="Unknown policy type 'ucb'"):
         make_policy({"type": "ucb"}, ACTIONS)
-    with pytest.raises(PlanError, match="Unknown parameter.*alhpa.*for policy 'linucb'"):
+    with pytest.raises(PlanError, match=r"Unknown parameter.*alhpa.*for policy 'linucb'"):
         make_policy({"type": "linucb", "alhpa": 1}, ACTIONS)
     with pytest.raises(PlanError, match="picks unknown action 'q'"):
         make_policy({"type": "rules", "rules": [{"when": {}, "action": "q"}]}, ACTIONS)
