@@ -183,7 +183,7 @@ class Pipeline:
         self.metrics = metrics or PipelineMetrics()
         self.steps: list[Step] = [cls() for cls in (steps or DEFAULT_STEPS)]
         self.ctx = StepContext(
-            state=state or MemoryStateStore(),
+            state=state if state is not None else MemoryStateStore(),
             store=store,
             cleaner=cleaner,
             features=features,

@@ -29,6 +29,16 @@ from chatpersona.stream.events import Event
 
 __all__ = ["KafkaTransport"]
 
+_CONSUMER_ONLY = (
+    "session.",
+    "heartbeat.",
+    "max.poll.",
+    "auto.offset.",
+    "group.",
+    "partition.assignment",
+    "fetch.",
+)
+
 
 @register_transport("kafka")
 class KafkaTransport(Transport):
@@ -42,7 +52,8 @@ class KafkaTransport(Transport):
         The event topic (its partitions decide the parallelism).
     group, max_deliveries:
         Consumer group id and deliveries before dead-lettering; also URL query options:
-        ``kafka://127.0.0.1:9092/events?group=workers&max_deliveries=5``.
+        ``kafka://127.0.0.1:9092/events?group=workers&max_deliveries=5``; query keys
+        with a dot are passed to librdkafka (``session.timeout.ms=6000``).
     config:
         Extra librdkafka settings for both producer and consumer.
     """
@@ -78,12 +89,15 @@ class KafkaTransport(Transport):
                 f"A Kafka URL needs brokers and a topic: kafka://host:port/TOPIC (got {url!r})",
                 url=url,
             )
+        # Query keys with a dot are librdkafka settings (``session.timeout.ms=6000``).
+        config = {k: v for k, v in query.items() if "." in k}
+        config.update(options.get("config") or {})
         return cls(
             netloc,
             path,
             group=query.get("group", "chatpersona"),
             max_deliveries=int_option("KafkaTransport", query, "max_deliveries", 5),
-            config=options.get("config"),
+            config=config,
         )
 
     @property
@@ -100,7 +114,7 @@ class KafkaTransport(Transport):
                     "bootstrap.servers": self.bootstrap,
                     "linger.ms": 5,
                     "enable.idempotence": True,
-                    **self._config,
+                    **{k: v for k, v in self._config.items() if not k.startswith(_CONSUMER_ONLY)},
                 }
             )
         return self._producer
@@ -258,6 +272,9 @@ class KafkaTransport(Transport):
 
     def close(self) -> None:
         if self._consumer is not None:
+            # Leave the group now so a successor gets the partitions without waiting for
+            # the session timeout.
+            self._consumer.unsubscribe()
             self._consumer.close()
             self._consumer = None
         if self._producer is not None:

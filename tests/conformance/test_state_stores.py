@@ -1,0 +1,120 @@
+"""One suite over every real-time state store: memory:// and redis:// (real server)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from chatpersona.exceptions import UnknownBackendError
+from chatpersona.stream import StateStore, open_state, state_schemes
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "redis"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make(
+    kind: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., tuple[StateStore, Callable[[float], None]]]]:
+    """``make(ttl=, dedupe_ttl=)`` -> (store, advance(seconds))."""
+    opened: list[StateStore] = []
+
+    def factory(
+        ttl: int = 3600, dedupe_ttl: int = 3600
+    ) -> tuple[StateStore, Callable[[float], None]]:
+        if kind == "memory":
+            clock = Clock()
+            store = open_state(f"memory://?ttl={ttl}&dedupe_ttl={dedupe_ttl}", clock=clock)
+
+            def advance(s: float) -> None:
+                clock.now += s
+
+        else:
+            url = request.getfixturevalue("redis_url")
+            prefix = request.getfixturevalue("redis_prefix")
+            store = open_state(f"{url}?prefix={prefix}&ttl={ttl}&dedupe_ttl={dedupe_ttl}")
+
+            def advance(s: float) -> None:
+                time.sleep(s)
+
+        opened.append(store)
+        return store, advance
+
+    yield factory
+    for s in opened:
+        s.close()
+
+
+def test_both_schemes_are_registered() -> None:
+    assert {"memory", "redis"} <= set(state_schemes())
+    with pytest.raises(UnknownBackendError, match="state store"):
+        open_state("etcd://x")
+
+
+def test_roundtrip_and_missing_keys(make: Any) -> None:
+    store, _ = make()
+    assert store.load(["t:u1"]) == {} and store.seen(["t:e1"]) == set()
+    doc = {"w": {"hours": {"10": 2}, "max_ts": 36000.5}, "agg": None, "segment": "3"}
+    store.commit({"t:u1": doc}, ["t:e1", "t:e2"])
+    assert store.load(["t:u1", "t:u2"]) == {"t:u1": doc}
+    assert store.seen(["t:e1", "t:e2", "t:e3"]) == {"t:e1", "t:e2"}
+    doc2 = {**doc, "segment": "4"}
+    store.commit({"t:u1": doc2}, [])
+    assert store.load(["t:u1"])["t:u1"]["segment"] == "4"
+    store.delete(["t:u1"])
+    assert store.load(["t:u1"]) == {}
+
+
+def test_loaded_documents_are_copies(make: Any) -> None:
+    store, _ = make()
+    store.commit({"k": {"n": 1}}, [])
+    got = store.load(["k"])["k"]
+    got["n"] = 99
+    assert store.load(["k"])["k"] == {"n": 1}
+
+
+def test_entries_expire(make: Any) -> None:
+    store, advance = make(ttl=1, dedupe_ttl=1)
+    store.commit({"k": {"n": 1}}, ["e"])
+    assert store.load(["k"]) and store.seen(["e"])
+    advance(1.3)
+    assert store.load(["k"]) == {} and store.seen(["e"]) == set()
+
+
+def test_commit_refreshes_the_ttl(make: Any) -> None:
+    store, advance = make(ttl=2, dedupe_ttl=2)
+    store.commit({"k": {"n": 1}}, [])
+    advance(1.2)
+    store.commit({"k": {"n": 2}}, [])
+    advance(1.2)
+    assert store.load(["k"]) == {"k": {"n": 2}}
+
+
+@pytest.mark.integration
+def test_every_redis_key_has_a_ttl(redis_url: str, redis_prefix: str) -> None:
+    import redis
+
+    store = open_state(f"{redis_url}?prefix={redis_prefix}")
+    store.commit({f"t:u{i}": {"i": i} for i in range(50)}, [f"t:e{i}" for i in range(200)])
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=redis_prefix + "*", count=1000))
+    assert len(keys) == 250
+    pipe = client.pipeline()
+    for k in keys:
+        pipe.ttl(k)
+    ttls = pipe.execute()
+    assert all(t > 0 for t in ttls), [k for k, t in zip(keys, ttls, strict=True) if t <= 0]
+    store.close()
