@@ -182,6 +182,7 @@ class Decision:
     explanation: dict[str, Any]
     user_id: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    tenant: str | None = None
     x: np.ndarray | None = field(default=None, repr=False)
 
     @property

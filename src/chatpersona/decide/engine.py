@@ -138,7 +138,7 @@ class DecisionEngine:
             for i, name in enumerate(self.config.points)
         }
         self._pending: OrderedDict[str, Decision] = OrderedDict()
-        self._done: OrderedDict[str, str] = OrderedDict()
+        self._done: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
@@ -170,8 +170,14 @@ class DecisionEngine:
         decision_point: str,
         context: Mapping[str, Any] | None = None,
         profile: Any = None,
+        *,
+        tenant: str | None = None,
     ) -> Decision:
-        """Decide at one decision point for one user; the decision waits for its reward."""
+        """Decide at one decision point for one user; the decision waits for its reward.
+
+        ``tenant`` (optional) scopes the decision: a reward that names another tenant
+        does not find it.
+        """
         policy = self.policy(decision_point)
         now = self.clock()
         ctx = build_context(user_id, context, profile, now=now)
@@ -180,6 +186,7 @@ class DecisionEngine:
             decision = policy.decide(ctx, candidates=candidates, user_id=user_id, ts=now)
             point = self.config.points[decision_point]
             decision.params = dict(point.action(decision.action).params)
+            decision.tenant = tenant
             self._pending[decision.decision_id] = decision
             overflow = len(self._pending) - self.max_pending
         if overflow > 0:
@@ -195,6 +202,8 @@ class DecisionEngine:
         decision_id: str,
         reward: float | None = None,
         outcomes: Mapping[str, Any] | None = None,
+        *,
+        tenant: str | None = None,
     ) -> RewardResult:
         """Give a decision its reward (a number in [0, 1] or raw ``outcomes``).
 
@@ -230,18 +239,27 @@ class DecisionEngine:
         else:
             assert outcomes is not None
             value, source = self.config.reward.from_outcomes(outcomes), "outcomes"
-        return self._apply(decision_id, value, source, dict(outcomes) if outcomes else None)
+        return self._apply(decision_id, value, source, dict(outcomes) if outcomes else None, tenant)
 
     def _apply(
-        self, decision_id: str, value: float, source: str, outcomes: dict[str, Any] | None
+        self,
+        decision_id: str,
+        value: float,
+        source: str,
+        outcomes: dict[str, Any] | None,
+        tenant: str | None = None,
     ) -> RewardResult:
         with self._lock:
-            decision = self._pending.pop(decision_id, None)
+            decision = self._pending.get(decision_id)
+            if decision is not None and tenant is not None and decision.tenant != tenant:
+                decision = None  # another tenant's decision: indistinguishable from unknown
+            elif decision is not None:
+                del self._pending[decision_id]
             if decision is None:
-                if decision_id in self._done:
+                done = self._done.get(decision_id)
+                if done is not None and tenant in (None, done[1]):
                     raise ConflictError(
-                        f"Decision {decision_id!r} already has its reward "
-                        f"({self._done[decision_id]}).",
+                        f"Decision {decision_id!r} already has its reward ({done[0]}).",
                         code="already_rewarded",
                         value=decision_id,
                     )
@@ -252,7 +270,7 @@ class DecisionEngine:
                 )
             policy = self.policies[decision.decision_point]
             policy.update_decision(decision, value)
-            self._done[decision_id] = source
+            self._done[decision_id] = (source, decision.tenant)
             while len(self._done) > self.max_pending:
                 self._done.popitem(last=False)
             record = reward_record(
@@ -266,8 +284,14 @@ class DecisionEngine:
         """Give every decision older than the timeout the configured default reward
         (logged with source ``timeout``; the policy learns from it too)."""
         limit = (self.clock() if now is None else now) - self.config.reward.timeout_seconds
+        old = []
         with self._lock:
-            old = [d.decision_id for d in self._pending.values() if d.ts <= limit]
+            # Pending decisions are in decision order: stop at the first recent one, so
+            # calling this on every request costs only the expired ones.
+            for d in self._pending.values():
+                if d.ts > limit:
+                    break
+                old.append(d.decision_id)
         out = [self._timeout(did) for did in old]
         return [r for r in out if r is not None]
 
