@@ -121,10 +121,10 @@ class RewardPublic(BaseModel):
 
 
 def _engine(services: dict[str, Any]) -> DecisionEngine:
-    engine = services.get("decisions")
+    engine: DecisionEngine | None = services.get("decisions")
     if engine is None:
         raise ApiError(503, "decisions_unavailable", "No decision engine is configured.")
-    return engine  # type: ignore[no-any-return]
+    return engine
 
 
 @router.post(
