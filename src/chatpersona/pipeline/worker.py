@@ -97,7 +97,7 @@ class ModelDir:
     def _load(self, path: Path) -> Assigner:
         if self._loader is not None:
             return self._loader(path)
-        from chatpersona.segment import SegmentModel  # type: ignore[attr-defined]
+        from chatpersona.segment import SegmentModel
 
         model: Assigner = SegmentModel.load(path)
         return model

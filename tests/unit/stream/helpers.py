@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections import defaultdict
@@ -63,7 +64,16 @@ def make_events(seed: int, users: int = 5, chats: int = 20, span_h: float = 72) 
         channel = rng.choice(["web", "email", "phone"])
         device = rng.choice(["desktop", "mobile"])
 
-        def ev(kind: str, ts: float, payload: dict, n: int) -> dict:
+        def ev(
+            kind: str,
+            ts: float,
+            payload: dict,
+            n: int,
+            chat: str = chat,
+            uid: str = uid,
+            channel: str = channel,
+            device: str = device,
+        ) -> dict:
             return {
                 "event_id": f"{chat}-{n}",
                 "user_id": uid,
@@ -106,7 +116,7 @@ def oracle(events: list[dict], gap: float = 1800.0) -> dict[str, dict[str, Any]]
         ts = [datetime.fromisoformat(e["ts"]).timestamp() for e in items]
         top = int(max(ts) // HOUR)
         sessions = 1
-        for a, b in zip(ts, ts[1:], strict=False):
+        for a, b in itertools.pairwise(ts):
             if b - a > gap:
                 sessions += 1
         csats = [e["payload"]["csat"] for e in items if "csat" in e["payload"]]
