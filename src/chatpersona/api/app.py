@@ -37,12 +37,11 @@ MAX_JSON_DEPTH = 32
 def open_configured_store(settings: Settings) -> ProfileStore:
     """The store named by ``settings.store_url``, behind the Redis cache if
     ``settings.cache_url`` is set."""
-    store = open_store(settings.store_url)
-    if settings.cache_url:
-        from chatpersona.profiles.cache import CachedStore
-
-        store = CachedStore(store, settings.cache_url, ttl_seconds=settings.cache_ttl_seconds)
-    return store
+    return open_store(
+        settings.store_url,
+        cache_url=settings.cache_url,
+        cache_ttl_seconds=settings.cache_ttl_seconds,
+    )
 
 
 def _optional_router(name: str) -> ModuleType | None:

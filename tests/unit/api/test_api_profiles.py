@@ -207,3 +207,33 @@ def test_bad_cursor_is_400(client: TestClient, rw: dict[str, str]) -> None:
     response = client.get("/api/users", params={"cursor": "!!!"}, headers=rw)
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_cursor"
+
+
+def test_fifty_concurrent_posts_to_one_user_all_land(
+    make_client: Callable[..., TestClient], rw: dict[str, str]
+) -> None:
+    import threading
+
+    client = make_client()
+    app = client.app
+    statuses: list[int] = []
+
+    def post(i: int) -> None:
+        with TestClient(app) as c:  # one client per thread, one shared app and store
+            r = c.post(
+                "/api/user/hot/profile",
+                json={"interaction_history": [f"chat-{i}"], "preferences": {f"k{i}": i}},
+                headers=rw,
+            )
+            statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * 50
+    final = client.get("/api/user/hot/profile", headers=rw).json()
+    assert final["version"] == 50
+    assert final["interaction_count"] == 50
+    assert len(final["preferences"]) == 50

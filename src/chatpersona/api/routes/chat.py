@@ -1,0 +1,568 @@
+"""Chat resource: the reference chatbot over HTTP, and the web UI (widget + dashboard).
+
+- ``GET /`` and ``/ui/*``: the static web UI (no CDN, no external fonts or images).
+- ``POST /api/chat/{user_id}/start|message|end|feedback``: the three moments of a chat.
+  Every turn's events go to ``services["pipeline"].run_one(event)`` when a pipeline is
+  wired (the same path as any other event source); without one, the chat applies the
+  feedback to the profile itself. Ratings reward the chat's decisions
+  (``services["decisions"]``, a :class:`~chatpersona.decide.DecisionEngine`).
+- ``GET /api/chat/feed``, ``/map``, ``/performance``, ``/demo-users``: what the dashboard
+  shows (live events and segment changes, a 2-D map of users, reward over time per
+  policy, a few users to try).
+
+Services used (all optional): ``"bot"`` (a :class:`~chatpersona.chat.Bot`; otherwise one is
+built on first use from the intent model cached in ``settings.extra["cache_dir"]``),
+``"decisions"``, ``"pipeline"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+
+from chatpersona.api.deps import (
+    Principal,
+    ProfileReaderDep,
+    ServicesDep,
+    StoreDep,
+    require_scope,
+)
+from chatpersona.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ApiError, error_doc
+from chatpersona.api.schemas import USER_ID_PATTERN, ProfilePublic
+from chatpersona.chat.bot import Bot, BotTurn, Conversation
+from chatpersona.config import Settings
+from chatpersona.exceptions import ChatpersonaError
+from chatpersona.profiles.base import ProfileStore
+from chatpersona.profiles.schema import Profile
+
+__all__ = ["ChatService", "router", "setup"]
+
+log = logging.getLogger("chatpersona.api.chat")
+
+WEB_DIR = Path(__file__).resolve().parents[2] / "chat" / "web"
+DECISION_POINTS = ("tone", "routing")
+"""Decision points the chat asks the engine about, when the engine defines them."""
+
+router = APIRouter(tags=["chat"], responses=ERROR_RESPONSES)
+
+UserIdPath = Annotated[
+    str, PathParam(min_length=1, max_length=128, pattern=USER_ID_PATTERN, description="User id.")
+]
+ChatWriterDep = Annotated[Principal, Depends(require_scope("events:write"))]
+
+
+# -- schemas -----------------------------------------------------------------------------
+class ChatStart(BaseModel):
+    """Body of ``POST /api/chat/{user_id}/start``."""
+
+    model_config = ConfigDict(extra="forbid")
+    channel: Literal["web", "mobile_app", "email", "whatsapp", "phone"] = "web"
+    device: Literal["desktop", "mobile", "tablet"] = "desktop"
+
+
+class ChatMessageCreate(BaseModel):
+    """Body of ``POST /api/chat/{user_id}/message``."""
+
+    model_config = ConfigDict(extra="forbid")
+    chat_id: str = Field(min_length=1, max_length=128)
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class ChatEnd(BaseModel):
+    """Body of ``POST /api/chat/{user_id}/end``; ``resolved`` defaults to the bot's view."""
+
+    model_config = ConfigDict(extra="forbid")
+    chat_id: str = Field(min_length=1, max_length=128)
+    resolved: bool | None = None
+
+
+class ChatFeedbackCreate(BaseModel):
+    """Body of ``POST /api/chat/{user_id}/feedback``: CSAT 1-5 and an optional NPS 0-10."""
+
+    model_config = ConfigDict(extra="forbid")
+    chat_id: str = Field(min_length=1, max_length=128)
+    csat: int = Field(ge=1, le=5)
+    nps: int | None = Field(default=None, ge=0, le=10)
+
+
+class ProfileChange(BaseModel):
+    """One field of the profile that a chat changed."""
+
+    field: str
+    before: Any = None
+    after: Any = None
+
+
+class ChatTurnPublic(BaseModel):
+    """The bot's side of one turn."""
+
+    chat_id: str
+    kind: str
+    text: str
+    html: str = Field(description="The same words as HTML, every variable escaped.")
+    tone: str
+    lang: str
+    escalated: bool
+    quick_replies: list[str] = Field(default_factory=list)
+    prompts: dict[str, str] = Field(default_factory=dict)
+    prediction: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    decisions: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    reward: float | None = None
+    profile: ProfilePublic | None = None
+    changes: list[ProfileChange] = Field(default_factory=list)
+
+
+# -- the service behind the routes ---------------------------------------------------------
+class ChatService:
+    """Conversations in progress, the live feed and the reward history of one app.
+
+    Parameters
+    ----------
+    bot:
+        The bot, or ``None`` to build one on first use from ``cache_dir``.
+    cache_dir:
+        Where the intent model is cached (trained there on first use).
+    max_conversations:
+        Open conversations kept in memory (oldest dropped first).
+    feed_size:
+        Items kept in the live feed.
+    """
+
+    def __init__(
+        self,
+        bot: Bot | None,
+        cache_dir: Path,
+        *,
+        max_conversations: int = 10_000,
+        feed_size: int = 500,
+    ) -> None:
+        self._bot = bot
+        self.cache_dir = cache_dir
+        self.max_conversations = max_conversations
+        self.conversations: OrderedDict[str, Conversation] = OrderedDict()
+        self.feed: deque[dict[str, Any]] = deque(maxlen=feed_size)
+        self.rewards: deque[dict[str, Any]] = deque(maxlen=5000)
+        self._seq = 0
+        self._lock = threading.RLock()
+
+    @property
+    def bot(self) -> Bot:
+        with self._lock:
+            if self._bot is None:
+                from chatpersona.chat.intents import load_or_train
+
+                self._bot = Bot(load_or_train(self.cache_dir))
+            return self._bot
+
+    def keep(self, conv: Conversation) -> None:
+        with self._lock:
+            self.conversations[conv.chat_id] = conv
+            self.conversations.move_to_end(conv.chat_id)
+            while len(self.conversations) > self.max_conversations:
+                self.conversations.popitem(last=False)
+
+    def find(self, tenant: str, user_id: str, chat_id: str) -> Conversation:
+        with self._lock:
+            conv = self.conversations.get(chat_id)
+        if conv is None or conv.tenant != tenant or conv.user_id != user_id:
+            raise ApiError(404, "chat_not_found", "No such chat for this user.")
+        return conv
+
+    def publish(self, kind: str, tenant: str, item: dict[str, Any]) -> None:
+        with self._lock:
+            self._seq += 1
+            self.feed.append({"seq": self._seq, "kind": kind, "tenant": tenant, **item})
+
+    def since(self, tenant: str, after: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        with self._lock:
+            items = [i for i in self.feed if i["seq"] > after and i["tenant"] == tenant]
+            return items[-limit:], self._seq
+
+
+def setup(app: FastAPI, settings: Settings) -> None:
+    """Attach the :class:`ChatService` and serve the static UI under ``/ui``."""
+    cache = settings.extra.get("cache_dir") if settings.extra else None
+    cache_dir = Path(cache) if cache else Path.home() / ".cache" / "chatpersona"
+    app.state.chat = ChatService(app.state.services.get("bot"), cache_dir)
+    app.mount("/ui", StaticFiles(directory=str(WEB_DIR)), name="ui")
+
+
+def _service(request: Request) -> ChatService:
+    service: ChatService = request.app.state.chat
+    return service
+
+
+def _profile(store: ProfileStore, tenant: str, user_id: str) -> Profile:
+    # An unknown user chats as a new customer; the chat's events create the profile.
+    return store.get(tenant, user_id) or Profile(tenant=tenant, user_id=user_id)
+
+
+def _decide(
+    services: dict[str, Any], profile: Profile, body: ChatStart
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    engine = services.get("decisions")
+    if engine is None:
+        return {}, {}
+    points = set(getattr(engine, "decision_points", lambda: DECISION_POINTS)())
+    context = {"channel": body.channel, "device": body.device}
+    raw: dict[str, Any] = {}
+    shown: dict[str, dict[str, Any]] = {}
+    for point in DECISION_POINTS:
+        if point not in points:
+            continue
+        try:
+            decision = engine.decide(profile.user_id, point, context, profile)
+        except ChatpersonaError as exc:  # a broken policy must not break the chat
+            log.warning("decision %s failed for %s: %s", point, profile.user_id, exc)
+            continue
+        raw[point] = decision
+        shown[point] = {
+            "decision_id": getattr(decision, "decision_id", None),
+            "action": getattr(decision, "action", None),
+            "policy": getattr(decision, "policy", None),
+            "exploration": getattr(decision, "exploration", None),
+        }
+    return raw, shown
+
+
+def _dispatch(
+    service: ChatService, services: dict[str, Any], tenant: str, events: list[dict[str, Any]]
+) -> bool:
+    """Send events through the pipeline (if wired) and the live feed; ``True`` if a
+    pipeline took them."""
+    pipeline = services.get("pipeline")
+    for event in events:
+        service.publish("event", tenant, {"event": event})
+        if pipeline is not None:
+            pipeline.run_one(event)
+    return pipeline is not None
+
+
+def _public(
+    turn: BotTurn, service: ChatService, decisions: dict[str, dict[str, Any]] | None = None
+) -> ChatTurnPublic:
+    data = turn.to_dict()
+    return ChatTurnPublic(
+        chat_id=data["chat_id"],
+        kind=data["kind"],
+        text=data["text"],
+        html=data["html"],
+        tone=data["tone"],
+        lang=data["lang"],
+        escalated=data["escalated"],
+        quick_replies=data["quick_replies"],
+        prompts=data["prompts"],
+        prediction=data["prediction"],
+        events=data["events"],
+        decisions=decisions or {},
+        reward=data["reward"],
+    )
+
+
+def _changes(before: Profile, after: Profile) -> list[ProfileChange]:
+    out: list[ProfileChange] = []
+    for name in ("preferences", "attributes"):
+        old, new = getattr(before, name), getattr(after, name)
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                out.append(
+                    ProfileChange(field=f"{name}.{key}", before=old.get(key), after=new.get(key))
+                )
+    fb_old, fb_new = before.feedback.model_dump(), after.feedback.model_dump()
+    for key in fb_old:
+        if fb_old[key] != fb_new[key]:
+            out.append(
+                ProfileChange(field=f"feedback.{key}", before=fb_old[key], after=fb_new[key])
+            )
+    if before.interaction_count != after.interaction_count:
+        out.append(ProfileChange(field="interaction_count", before=before.interaction_count,
+                                 after=after.interaction_count))  # fmt: skip
+    seg_old = before.segment.name if before.segment else None
+    seg_new = after.segment.name if after.segment else None
+    if seg_old != seg_new:
+        out.append(ProfileChange(field="segment", before=seg_old, after=seg_new))
+    return out
+
+
+# -- the web UI ----------------------------------------------------------------------------
+@router.get("/", include_in_schema=False)
+def index() -> FileResponse:
+    """The web UI: chat widget and dashboard."""
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+
+# -- the chat ------------------------------------------------------------------------------
+@router.post(
+    "/api/chat/{user_id}/start",
+    response_model=ChatTurnPublic,
+    responses=BODY_RESPONSES,
+    summary="Open a chat: the personalized greeting",
+)
+def start_chat(
+    user_id: UserIdPath,
+    request: Request,
+    store: StoreDep,
+    services: ServicesDep,
+    principal: ChatWriterDep,
+    body: ChatStart | None = None,
+) -> Any:
+    """Greet the user from their profile and this chat's decisions (scope ``events:write``)."""
+    body = body or ChatStart()
+    service = _service(request)
+    profile = _profile(store, principal.tenant, user_id)
+    raw, shown = _decide(services, profile, body)
+    turn = service.bot.greet(profile, raw or None, channel=body.channel, device=body.device)
+    service.keep(turn.conversation)
+    _dispatch(service, services, principal.tenant, turn.events)
+    out = _public(turn, service, shown)
+    out.profile = ProfilePublic.of(profile)
+    return out
+
+
+@router.post(
+    "/api/chat/{user_id}/message",
+    response_model=ChatTurnPublic,
+    responses={**BODY_RESPONSES, 404: error_doc("Unknown chat."), 409: error_doc("Chat ended.")},
+    summary="Send a customer message; get the bot's answer",
+)
+def send_message(
+    user_id: UserIdPath,
+    body: ChatMessageCreate,
+    request: Request,
+    store: StoreDep,
+    services: ServicesDep,
+    principal: ChatWriterDep,
+) -> Any:
+    """Detect the intent and answer in the chat's tone (scope ``events:write``)."""
+    service = _service(request)
+    conv = service.find(principal.tenant, user_id, body.chat_id)
+    profile = _profile(store, principal.tenant, user_id)
+    turn = service.bot.reply(profile, body.text, conversation=conv)
+    _dispatch(service, services, principal.tenant, turn.events)
+    return _public(turn, service)
+
+
+@router.post(
+    "/api/chat/{user_id}/end",
+    response_model=ChatTurnPublic,
+    responses={**BODY_RESPONSES, 404: error_doc("Unknown chat."), 409: error_doc("Chat ended.")},
+    summary="Close a chat; get the CSAT / NPS prompts",
+)
+def end_chat(
+    user_id: UserIdPath,
+    body: ChatEnd,
+    request: Request,
+    store: StoreDep,
+    services: ServicesDep,
+    principal: ChatWriterDep,
+) -> Any:
+    """End the chat (``chat_ended`` event) and ask for ratings (scope ``events:write``)."""
+    service = _service(request)
+    conv = service.find(principal.tenant, user_id, body.chat_id)
+    profile = _profile(store, principal.tenant, user_id)
+    turn = service.bot.end_chat(profile, conv, resolved=body.resolved)
+    _dispatch(service, services, principal.tenant, turn.events)
+    return _public(turn, service)
+
+
+@router.post(
+    "/api/chat/{user_id}/feedback",
+    response_model=ChatTurnPublic,
+    responses={**BODY_RESPONSES, 404: error_doc("Unknown chat."), 409: error_doc("Not ended.")},
+    summary="Rate a chat: CSAT and optional NPS update the profile and reward decisions",
+)
+def send_feedback(
+    user_id: UserIdPath,
+    body: ChatFeedbackCreate,
+    request: Request,
+    store: StoreDep,
+    services: ServicesDep,
+    principal: ChatWriterDep,
+) -> Any:
+    """Record the ratings (``feedback`` event), update the profile, reward the chat's
+    decisions, and return the profile with what changed (scope ``events:write``)."""
+    service = _service(request)
+    conv = service.find(principal.tenant, user_id, body.chat_id)
+    before = _profile(store, principal.tenant, user_id)
+    turn = service.bot.post_chat(before, conv, csat=body.csat, nps=body.nps)
+    piped = _dispatch(service, services, principal.tenant, turn.events)
+    if turn.patch is not None:
+        store.merge(principal.tenant, user_id, turn.patch)
+    if not piped and turn.fallback_patch is not None:
+        store.merge(principal.tenant, user_id, turn.fallback_patch)
+    after = store.get(principal.tenant, user_id) or before
+
+    engine = services.get("decisions")
+    outcomes: dict[str, Any] = {"csat": body.csat, "resolved": bool(conv.resolved)}
+    if body.nps is not None:
+        outcomes["nps"] = body.nps
+    now = time.time()
+    for point, decision_id in (conv.decision.get("decision_ids") or {}).items():
+        value = turn.reward
+        if engine is not None:
+            try:
+                result = engine.reward(decision_id, outcomes=outcomes)
+                value = getattr(result, "reward", value)
+            except ChatpersonaError as exc:
+                log.warning("reward for decision %s failed: %s", decision_id, exc)
+        policy = (conv.decision.get("policies") or {}).get(point, "default")
+        service.rewards.append({"ts": now, "point": point, "policy": policy, "reward": value})
+    if not conv.decision.get("decision_ids"):
+        policy = (conv.decision.get("policies") or {}).get("tone", "default-rules")
+        service.rewards.append(
+            {"ts": now, "point": "tone", "policy": policy, "reward": turn.reward}
+        )
+
+    changes = _changes(before, after)
+    if any(c.field == "segment" for c in changes):
+        seg = next(c for c in changes if c.field == "segment")
+        service.publish(
+            "segment_changed",
+            principal.tenant,
+            {"user_id": user_id, "before": seg.before, "after": seg.after},
+        )
+    service.publish(
+        "profile_updated",
+        principal.tenant,
+        {"user_id": user_id, "changes": [c.model_dump() for c in changes]},
+    )
+    out = _public(turn, service)
+    out.profile = ProfilePublic.of(after)
+    out.changes = changes
+    return out
+
+
+# -- the dashboard -------------------------------------------------------------------------
+@router.get("/api/chat/feed", summary="Live feed: chat events, profile and segment changes")
+def feed(
+    request: Request,
+    principal: ProfileReaderDep,
+    after: Annotated[int, Query(ge=0, description="Last `seq` already seen.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """Items with ``seq`` > ``after`` (poll with the returned ``last``; scope ``profile:read``)."""
+    items, last = _service(request).since(principal.tenant, after, limit)
+    return {"items": items, "last": last}
+
+
+@router.get("/api/chat/performance", summary="Decision performance: reward over time per policy")
+def performance(request: Request, principal: ProfileReaderDep) -> dict[str, Any]:
+    """Each (decision point, policy): its rewards in time order and the running mean."""
+    series: dict[str, list[dict[str, float]]] = {}
+    for item in list(_service(request).rewards):
+        key = f"{item['point']}:{item['policy']}"
+        points = series.setdefault(key, [])
+        total = (points[-1]["mean"] * len(points) if points else 0.0) + float(item["reward"] or 0)
+        points.append(
+            {"ts": item["ts"], "reward": item["reward"], "mean": total / (len(points) + 1)}
+        )
+    return {"series": series}
+
+
+def _scan(store: ProfileStore, tenant: str, limit: int) -> list[Profile]:
+    out: list[Profile] = []
+    cursor: str | None = None
+    while len(out) < limit:
+        page = store.scan(tenant, cursor=cursor, limit=min(500, limit - len(out)))
+        out.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return out
+
+
+@router.get("/api/chat/map", summary="A 2-D map of users coloured by segment")
+def segment_map(
+    store: StoreDep,
+    principal: ProfileReaderDep,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 2000,
+) -> dict[str, Any]:
+    """The users' feature vectors projected on their first two principal components, and
+    per-segment counts and mean CSAT (scope ``profile:read``)."""
+    profiles = _scan(store, principal.tenant, limit)
+    names = sorted({k for p in profiles for k in p.features})
+    segments: dict[str, dict[str, Any]] = {}
+    for p in profiles:
+        sid = p.segment.id if p.segment else "none"
+        seg = segments.setdefault(
+            sid,
+            {"id": sid, "name": p.segment.name if p.segment else "unassigned", "count": 0,
+             "csat_sum": 0.0, "csat_n": 0},
+        )  # fmt: skip
+        seg["count"] += 1
+        if p.feedback.csat_mean is not None:
+            seg["csat_sum"] += p.feedback.csat_mean
+            seg["csat_n"] += 1
+    points: list[dict[str, Any]] = []
+    with_features = [p for p in profiles if p.features]
+    if with_features and names:
+        x = np.array([[float(p.features.get(n, 0.0)) for n in names] for p in with_features])
+        x = np.nan_to_num(x)
+        x = x - x.mean(axis=0)
+        std = x.std(axis=0)
+        x = x / np.where(std > 0, std, 1.0)
+        _, _, vt = np.linalg.svd(x, full_matrices=False)
+        comps = vt[:2] if vt.shape[0] >= 2 else np.vstack([vt, np.zeros_like(vt)])[:2]
+        xy = x @ comps.T
+        for p, (px, py) in zip(with_features, xy, strict=True):
+            points.append({
+                "user_id": p.user_id,
+                "x": round(float(px), 4),
+                "y": round(float(py), 4),
+                "segment": p.segment.id if p.segment else "none",
+            })  # fmt: skip
+    seg_list = [
+        {"id": s["id"], "name": s["name"], "count": s["count"],
+         "csat_mean": round(s["csat_sum"] / s["csat_n"], 3) if s["csat_n"] else None}
+        for s in sorted(segments.values(), key=lambda s: str(s["id"]))
+    ]  # fmt: skip
+    return {"points": points, "segments": seg_list, "features": names, "users": len(profiles)}
+
+
+@router.get("/api/chat/demo-users", summary="A few users to try, from different segments")
+def demo_users(
+    store: StoreDep,
+    principal: ProfileReaderDep,
+    n: Annotated[int, Query(ge=1, le=50)] = 6,
+) -> dict[str, Any]:
+    """Up to ``n`` users, one per segment first, preferring users with an open issue."""
+    profiles = _scan(store, principal.tenant, 3000)
+    profiles.sort(key=lambda p: (not p.preferences.get("open_issue_category"), p.user_id))
+    chosen: list[Profile] = []
+    seen: set[str] = set()
+    for p in profiles:
+        sid = p.segment.id if p.segment else "none"
+        if sid not in seen:
+            seen.add(sid)
+            chosen.append(p)
+    for p in profiles:
+        if len(chosen) >= n:
+            break
+        if p not in chosen:
+            chosen.append(p)
+    users = []
+    for p in chosen[:n]:
+        prefs = p.preferences
+        users.append(
+            {
+                "user_id": p.user_id,
+                "name": prefs.get("name") or p.attributes.get("name"),
+                "segment": p.segment.name if p.segment else None,
+                "language": prefs.get("language") or p.attributes.get("language"),
+                "open_issue": prefs.get("open_issue_category"),
+                "open_issue_at": prefs.get("open_issue_at"),
+            }
+        )
+    return {"users": users}
