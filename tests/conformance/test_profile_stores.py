@@ -16,12 +16,14 @@ from chatpersona.exceptions import ValidationError
 from chatpersona.profiles import (
     HISTORY_LIMIT,
     KeyStore,
+    MemoryStore,
     ProfilePatch,
     ProfileStore,
     SegmentRef,
     open_store,
 )
 
+TIMES = {"created_at", "updated_at"}
 KINDS = ["memory", "sqlite", "postgresql", "sqlite+redis", "postgresql+redis"]
 
 
@@ -110,6 +112,26 @@ def test_tenants_are_isolated(store: ProfileStore) -> None:
     assert store.get("B", "u1") is not None
     assert [p.user_id for p in store.scan("B").items] == ["u1"]
     assert store.scan("A").items == []
+
+
+def test_merge_many_equals_merging_one_by_one(store: ProfileStore) -> None:
+    store.merge("t1", "u03", ProfilePatch(preferences={"old": True}, interaction_history=["x"]))
+    store.get("t1", "u03")  # warms a cache, if any: the bulk write must invalidate it
+    items = [
+        (f"u{i % 7:02d}", ProfilePatch(interaction_history=[f"c{i}"], preferences={"n": i}))
+        for i in range(40)
+    ] + [("u03", ProfilePatch(segment=seg("s9"), preferences={"old": None}))]
+    reference = MemoryStore()
+    reference.merge("t1", "u03", ProfilePatch(preferences={"old": True}, interaction_history=["x"]))
+    for uid, patch in items:
+        reference.merge("t1", uid, patch)
+    assert store.merge_many("t1", iter(items), chunk_size=6) == len(items)
+    for i in range(7):
+        got, want = store.get("t1", f"u{i:02d}"), reference.get("t1", f"u{i:02d}")
+        assert got is not None and want is not None
+        assert got.model_dump(exclude=TIMES) == want.model_dump(exclude=TIMES)
+    assert [p.user_id for p in store.scan("t1", segment="s9").items] == ["u03"]
+    assert store.merge_many("t1", []) == 0
 
 
 def test_delete(store: ProfileStore) -> None:

@@ -116,3 +116,33 @@ def test_cache_never_serves_a_stale_profile_after_concurrent_reads_and_writes(
     truth = inner.get("acme", "user-1")
     assert got == truth
     assert truth is not None and truth.version == 30
+
+
+def test_concurrent_bulk_merges_and_single_merges_all_land(
+    opener: Callable[[], ProfileStore],
+) -> None:
+    # Four bulk writers and four single-merge writers race on the same 30 new users, so
+    # row creation collides (the insert-conflict path) as well as updates.
+    store = opener()
+    users = [f"bulk-{i:02d}" for i in range(30)]
+    barrier = threading.Barrier(8)
+
+    def bulk(w: int) -> None:
+        barrier.wait(timeout=30)
+        items = [(u, ProfilePatch(interaction_history=[f"b{w}-{u}"])) for u in users]
+        assert store.merge_many("acme", items, chunk_size=7) == len(users)
+
+    def single(w: int) -> None:
+        barrier.wait(timeout=30)
+        for u in reversed(users):
+            store.merge("acme", u, ProfilePatch(interaction_history=[f"s{w}-{u}"]))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(bulk, w) for w in range(4)]
+        futures += [pool.submit(single, w) for w in range(4)]
+        for f in futures:
+            f.result(timeout=120)
+    for u in users:
+        p = store.get("acme", u)
+        assert p is not None
+        assert p.interaction_count == 8 and p.version == 8, (u, p.interaction_history)

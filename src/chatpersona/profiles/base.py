@@ -8,8 +8,9 @@ conformance suite in ``tests/conformance/test_profile_stores.py``. Optional abil
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, ClassVar, TypeVar
 
 from chatpersona.exceptions import UnknownBackendError
@@ -60,6 +61,25 @@ class ProfileStore(ABC):
     ) -> Page:
         """Profiles of a tenant ordered by ``user_id``, optionally of one segment."""
 
+    def merge_many(
+        self,
+        tenant: str,
+        items: Iterable[tuple[str, ProfilePatch]],
+        *,
+        chunk_size: int = 500,
+    ) -> int:
+        """Apply many ``(user_id, patch)`` merges, in order; return how many were applied.
+
+        The result equals calling :meth:`merge` for each item in turn (a user may appear
+        several times). SQL stores override it to write each chunk in one transaction,
+        for batch jobs (segment assignment) and bulk loads.
+        """
+        n = 0
+        for user_id, patch in items:
+            self.merge(tenant, user_id, patch)
+            n += 1
+        return n
+
     def ping(self) -> bool:
         """``True`` when the store answers (used by ``/readyz``)."""
         return True
@@ -67,6 +87,15 @@ class ProfileStore(ABC):
     def close(self) -> None:
         """Release connections."""
         return None
+
+
+def chunked(
+    items: Iterable[tuple[str, ProfilePatch]], size: int
+) -> Iterator[list[tuple[str, ProfilePatch]]]:
+    """Successive lists of at most ``size`` items (helper for ``merge_many``)."""
+    it = iter(items)
+    while chunk := list(islice(it, max(1, size))):
+        yield chunk
 
 
 S = TypeVar("S", bound=type[ProfileStore])

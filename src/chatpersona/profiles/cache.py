@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from chatpersona.exceptions import BackendError, ParameterError
 from chatpersona.profiles._common import check_ids, redact_url
-from chatpersona.profiles.base import Page, ProfileStore
+from chatpersona.profiles.base import Page, ProfileStore, chunked
 from chatpersona.profiles.keys import ApiKey, KeyStore
 from chatpersona.profiles.schema import Profile, ProfilePatch
 
@@ -153,6 +153,32 @@ class CachedStore(ProfileStore):
         profile = self.inner.merge(tenant, user_id, patch)
         self._invalidate(tenant, user_id)
         return profile
+
+    def merge_many(
+        self,
+        tenant: str,
+        items: Iterable[tuple[str, ProfilePatch]],
+        *,
+        chunk_size: int = 500,
+    ) -> int:
+        """The inner store's bulk merge, then one pipelined invalidation per chunk."""
+        n = 0
+        for chunk in chunked(items, chunk_size):
+            n += self.inner.merge_many(tenant, chunk, chunk_size=chunk_size)
+            ids = {uid for uid, _ in chunk}
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                for uid in ids:
+                    pipe.delete(self.key(tenant, uid), self.lease_key(tenant, uid))
+                pipe.execute()
+            except Exception as exc:
+                raise BackendError(
+                    f"{len(ids)} profiles were written but their cached copies in Redis at "
+                    f"{self._where} could not be invalidated ({type(exc).__name__}); they "
+                    f"may be stale for up to {self.ttl_seconds}s.",
+                    code="cache_invalidation_failed",
+                ) from exc
+        return n
 
     def delete(self, tenant: str, user_id: str) -> bool:
         existed = self.inner.delete(tenant, user_id)

@@ -24,7 +24,7 @@ from chatpersona.profiles._common import (
     encode_cursor,
     redact_url,
 )
-from chatpersona.profiles.base import Page, ProfileStore, register_store
+from chatpersona.profiles.base import Page, ProfileStore, chunked, register_store
 from chatpersona.profiles.keys import (
     ApiKey,
     check_secret,
@@ -40,6 +40,10 @@ __all__ = ["PostgresStore"]
 
 # Any constant: serializes concurrent `migrate()` calls from several processes.
 _MIGRATION_LOCK = 7_246_331_902
+
+
+class _ChunkRace(Exception):
+    """Internal: a bulk chunk lost an insert race and must run again."""
 
 
 def _conninfo(url: str) -> str:
@@ -178,42 +182,125 @@ class PostgresStore(ProfileStore):
     def merge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:
         check_ids(tenant, user_id)
         with self._tx() as conn:
-            for _ in range(3):
-                row = conn.execute(
-                    "SELECT doc::text FROM profiles WHERE tenant = %s AND user_id = %s FOR UPDATE",
-                    (tenant, user_id),
-                ).fetchone()
-                current = Profile.model_validate_json(row[0]) if row else None
-                new = apply_patch(current, patch, tenant=tenant, user_id=user_id)
-                values = (
-                    new.model_dump_json(),
-                    new.segment.id if new.segment else None,
-                    new.version,
-                    new.updated_at,
-                    tenant,
-                    user_id,
-                )
-                if current is not None:
-                    cur = conn.execute(
-                        "UPDATE profiles SET doc = %s::jsonb, segment_id = %s, version = %s,"
-                        " updated_at = %s WHERE tenant = %s AND user_id = %s AND version = %s",
-                        (*values, current.version),
-                    )
-                    if cur.rowcount == 1:
-                        return new
-                else:
-                    cur = conn.execute(
-                        "INSERT INTO profiles (doc, segment_id, version, updated_at, tenant,"
-                        " user_id, created_at) VALUES (%s::jsonb, %s, %s, %s, %s, %s, %s)"
-                        " ON CONFLICT (tenant, user_id) DO NOTHING",
-                        (*values, new.created_at),
-                    )
-                    if cur.rowcount == 1:
-                        return new
-                # Another transaction created the row first: lock it and merge into it.
+            return self._merge_locked(conn, tenant, user_id, [patch])
+
+    @staticmethod
+    def _row(p: Profile) -> tuple[Any, ...]:
+        return (
+            p.model_dump_json(),
+            p.segment.id if p.segment else None,
+            p.version,
+            p.updated_at,
+            p.tenant,
+            p.user_id,
+        )
+
+    _UPDATE = (
+        "UPDATE profiles SET doc = %s::jsonb, segment_id = %s, version = %s, updated_at = %s"
+        " WHERE tenant = %s AND user_id = %s AND version = %s"
+    )
+    _INSERT = (
+        "INSERT INTO profiles (doc, segment_id, version, updated_at, tenant, user_id,"
+        " created_at) VALUES (%s::jsonb, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (tenant, user_id) DO NOTHING"
+    )
+
+    def _merge_locked(
+        self, conn: Any, tenant: str, user_id: str, patches: list[ProfilePatch]
+    ) -> Profile:
+        """Lock (or create) one row inside the caller's transaction and apply ``patches``."""
+        for _ in range(3):
+            row = conn.execute(
+                "SELECT doc::text FROM profiles WHERE tenant = %s AND user_id = %s FOR UPDATE",
+                (tenant, user_id),
+            ).fetchone()
+            current = Profile.model_validate_json(row[0]) if row else None
+            new = current
+            for patch in patches:
+                new = apply_patch(new, patch, tenant=tenant, user_id=user_id)
+            assert new is not None
+            if current is not None:
+                cur = conn.execute(self._UPDATE, (*self._row(new), current.version))
+            else:
+                cur = conn.execute(self._INSERT, (*self._row(new), new.created_at))
+            if cur.rowcount == 1:
+                return new
+            # Another transaction created the row first: lock it and merge into it.
         raise ConflictError(
             f"Profile {user_id!r} kept changing during the merge; retry.", user_id=user_id
         )
+
+    def merge_many(
+        self,
+        tenant: str,
+        items: Iterable[tuple[str, ProfilePatch]],
+        *,
+        chunk_size: int = 500,
+    ) -> int:
+        """Like repeated :meth:`merge`, one transaction per chunk.
+
+        Existing rows are locked in ``user_id`` order by one ``SELECT ... FOR UPDATE`` and
+        updated in a batch; missing rows are inserted in a batch. If another writer created
+        one of them meanwhile (or the server reports a deadlock), the chunk's transaction
+        rolls back and runs again on fresh rows; after a few tries the chunk falls back to
+        one :meth:`merge` per item. Either way the result equals merging one by one.
+        """
+        import psycopg
+
+        n = 0
+        for chunk in chunked(items, chunk_size):
+            for user_id, _ in chunk:
+                check_ids(tenant, user_id)
+            by_user: dict[str, list[ProfilePatch]] = {}
+            for uid, patch in chunk:
+                by_user.setdefault(uid, []).append(patch)
+            for _attempt in range(4):
+                try:
+                    self._merge_chunk(tenant, by_user)
+                    break
+                except _ChunkRace:
+                    continue
+                except BackendError as exc:
+                    if not isinstance(exc.__cause__, psycopg.errors.TransactionRollback):
+                        raise
+            else:
+                for uid, patch in chunk:
+                    self.merge(tenant, uid, patch)
+            n += len(chunk)
+        return n
+
+    def _merge_chunk(self, tenant: str, by_user: dict[str, list[ProfilePatch]]) -> None:
+        ids = sorted(by_user)
+        with self._tx() as conn:
+            rows = conn.execute(
+                "SELECT user_id, doc::text FROM profiles WHERE tenant = %s"
+                " AND user_id = ANY(%s) ORDER BY user_id FOR UPDATE",
+                (tenant, ids),
+            ).fetchall()
+            current = {uid: Profile.model_validate_json(doc) for uid, doc in rows}
+            updates, inserts = [], []
+            for uid in ids:
+                old = current.get(uid)
+                new = old
+                for patch in by_user[uid]:
+                    new = apply_patch(new, patch, tenant=tenant, user_id=uid)
+                assert new is not None
+                if old is not None:
+                    updates.append((*self._row(new), old.version))
+                else:
+                    inserts.append((*self._row(new), new.created_at))
+            with conn.cursor() as cur:
+                if updates:
+                    cur.executemany(self._UPDATE, updates)
+                if inserts:
+                    cur.executemany(self._INSERT + " RETURNING user_id", inserts, returning=True)
+                    created = 0
+                    while True:
+                        created += len(cur.fetchall())
+                        if not cur.nextset():
+                            break
+                    if created != len(inserts):
+                        raise _ChunkRace  # someone created a row we meant to insert
 
     def delete(self, tenant: str, user_id: str) -> bool:
         check_ids(tenant, user_id)

@@ -21,7 +21,7 @@ from typing import Any
 from chatpersona.exceptions import BackendError, ConfigError, ConflictError
 from chatpersona.profiles import migrations
 from chatpersona.profiles._common import check_ids, check_limit, decode_cursor, encode_cursor
-from chatpersona.profiles.base import Page, ProfileStore, register_store
+from chatpersona.profiles.base import Page, ProfileStore, chunked, register_store
 from chatpersona.profiles.keys import (
     ApiKey,
     check_secret,
@@ -225,6 +225,60 @@ class SQLiteStore(ProfileStore):
                         user_id=user_id,
                     )
         return new
+
+    def merge_many(
+        self,
+        tenant: str,
+        items: Iterable[tuple[str, ProfilePatch]],
+        *,
+        chunk_size: int = 500,
+    ) -> int:
+        """Like repeated :meth:`merge`, one ``BEGIN IMMEDIATE`` transaction per chunk."""
+        n = 0
+        for chunk in chunked(items, min(chunk_size, 900)):
+            for user_id, _ in chunk:
+                check_ids(tenant, user_id)
+            ids = list(dict.fromkeys(uid for uid, _ in chunk))
+            with self._write() as conn:
+                marks = ",".join("?" * len(ids))
+                rows = conn.execute(
+                    f"SELECT user_id, doc FROM profiles WHERE tenant = ? AND user_id IN ({marks})",
+                    (tenant, *ids),
+                ).fetchall()
+                state: dict[str, Profile | None] = {
+                    uid: Profile.model_validate_json(doc) for uid, doc in rows
+                }
+                existed = set(state)
+                for uid, patch in chunk:
+                    state[uid] = apply_patch(state.get(uid), patch, tenant=tenant, user_id=uid)
+                updates, inserts = [], []
+                for uid in ids:
+                    p = state[uid]
+                    assert p is not None
+                    values = (
+                        p.model_dump_json(),
+                        p.segment.id if p.segment else None,
+                        p.version,
+                        p.updated_at.isoformat(),
+                        tenant,
+                        uid,
+                    )
+                    if uid in existed:
+                        updates.append(values)
+                    else:
+                        inserts.append((*values, p.created_at.isoformat()))
+                conn.executemany(
+                    "UPDATE profiles SET doc = ?, segment_id = ?, version = ?, updated_at = ?"
+                    " WHERE tenant = ? AND user_id = ?",
+                    updates,
+                )
+                conn.executemany(
+                    "INSERT INTO profiles (doc, segment_id, version, updated_at, tenant, user_id,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    inserts,
+                )
+            n += len(chunk)
+        return n
 
     def delete(self, tenant: str, user_id: str) -> bool:
         check_ids(tenant, user_id)
