@@ -806,7 +806,12 @@ def _simulate(pop: _Population, rng: np.random.Generator, events_per_user: float
 
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_UUID_POS = np.array([*range(0, 8), *range(9, 13), *range(14, 18), *range(19, 23), *range(24, 36)])
+# Byte -> its two hex characters, as one native uint16 (so a gather yields both at once).
+_HEX2 = (
+    np.stack([_HEX[np.arange(256) >> 4], _HEX[np.arange(256) & 15]], axis=1)
+    .copy()
+    .view(np.uint16)[:, 0]
+)
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -820,6 +825,10 @@ def _mix64(x: np.ndarray) -> np.ndarray:
 
 def _uuid_like(start: int, stop: int, salt: int) -> pl.Series:
     """UUID-shaped ids, unique because the first 64 bits are a bijection of the index."""
+    return _fixed_width(_uuid_rows(start, stop, salt)).alias("event_id")
+
+
+def _uuid_rows(start: int, stop: int, salt: int) -> np.ndarray:
     n = stop - start
     with np.errstate(over="ignore"):
         x = np.arange(start, stop, dtype=np.uint64) + np.uint64(salt)
@@ -828,18 +837,15 @@ def _uuid_like(start: int, stop: int, salt: int) -> pl.Series:
     raw = np.empty((n, 16), dtype=np.uint8)
     raw[:, :8] = hi.astype(">u8").view(np.uint8).reshape(n, 8)
     raw[:, 8:] = lo.astype(">u8").view(np.uint8).reshape(n, 8)
-    hexd = np.empty((n, 32), dtype=np.uint8)
-    hexd[:, 0::2] = _HEX[raw >> 4]
-    hexd[:, 1::2] = _HEX[raw & 15]
-    out = np.full((n, 36), ord("-"), dtype=np.uint8)
-    out[:, _UUID_POS] = hexd
-    offsets = np.arange(n + 1, dtype=np.int64) * 36
-    arr = pa.LargeStringArray.from_buffers(
-        n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(out).reshape(-1))
-    )
-    series = pl.from_arrow(arr)
-    assert isinstance(series, pl.Series)
-    return series.alias("event_id")
+    hexd = _HEX2[raw].view(np.uint8)  # (n, 32)
+    out = np.empty((n, 36), dtype=np.uint8)
+    out[:, [8, 13, 18, 23]] = ord("-")
+    out[:, 0:8] = hexd[:, 0:8]
+    out[:, 9:13] = hexd[:, 8:12]
+    out[:, 14:18] = hexd[:, 12:16]
+    out[:, 19:23] = hexd[:, 16:20]
+    out[:, 24:36] = hexd[:, 20:32]
+    return out
 
 
 def _event_columns(ev: _Events, user_ids: pl.Series, start: int, stop: int) -> pl.DataFrame:
@@ -901,69 +907,161 @@ def _events_frame_chunk(ev: _Events, user_ids: pl.Series, start: int, stop: int)
     )
 
 
-def _event_lines_chunk(ev: _Events, user_ids: pl.Series, start: int, stop: int) -> pl.DataFrame:
+@lru_cache(maxsize=1)
+def _rest_fragments() -> tuple[pl.Series, int, int]:
+    """Payload tails after ``chat_id``: one per utterance (message), per CSAT x NPS (feedback).
+
+    Returns the fragments, the index of the first feedback fragment and of the empty one.
+    """
     table = _intent_table()
-    cols = _event_columns(ev, user_ids, start, stop)
-    c = pl.col
-    t = c("_type")
-    lit = pl.lit
-    texts_json = _pick(table.texts_json, ev.ev_utt[start:stop])
-    rest = (
-        pl.when(t == 1)
-        .then(
-            pl.concat_str(
-                lit(',"text":'),
-                c("_text_json"),
-                lit(',"intent":"'),
-                c("_intent"),
-                lit('","category":"'),
-                c("_category"),
-                lit('"'),
-            )
-        )
-        .when(t == 2)
-        .then(
-            pl.concat_str(
-                lit(',"resolved":'),
-                pl.when(c("_resolved")).then(lit("true")).otherwise(lit("false")),
-                lit(',"handle_time_s":'),
-                (c("_tenths") // 10).cast(pl.String),
-                lit("."),
-                (c("_tenths") % 10).cast(pl.String),
-            )
-        )
-        .when(t == 3)
-        .then(
-            pl.concat_str(
-                lit(',"csat":'),
-                c("_csat").cast(pl.String),
-                pl.when(c("_nps") >= 0)
-                .then(pl.concat_str(lit(',"nps":'), c("_nps").cast(pl.String)))
-                .otherwise(lit("")),
-            )
-        )
-        .otherwise(lit(""))
+    frags = [
+        f',"text":{text},"intent":"{table.intents[i]}","category":"{table.intent_category[i]}"'
+        for i in range(len(table.intents))
+        for text in table.texts_json[table.utt_offset[i] : table.utt_offset[i] + table.utt_count[i]]
+    ]
+    feedback_at = len(frags)
+    for csat in range(1, 6):
+        frags.append(f',"csat":{csat}')
+        frags.extend(f',"csat":{csat},"nps":{nps}' for nps in range(11))
+    frags.append("")
+    return pl.Series(frags, dtype=pl.String), feedback_at, len(frags) - 1
+
+
+def _fixed_width(rows: np.ndarray) -> pl.Series:
+    """A ``(n, width)`` uint8 array of ASCII bytes as a Polars string column."""
+    n, width = rows.shape
+    offsets = np.arange(n + 1, dtype=np.int64) * width
+    arr = pa.LargeStringArray.from_buffers(
+        n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(rows).reshape(-1))
     )
-    line = pl.concat_str(
-        lit('{"event_id":"'),
-        c("event_id"),
-        lit('","user_id":"'),
-        c("user_id"),
-        lit('","type":"'),
-        c("type"),
-        lit('","ts":"'),
-        c("ts"),
-        lit('","channel":"'),
-        c("channel"),
-        lit('","device":"'),
-        c("device"),
-        lit('","payload":{"chat_id":"'),
-        c("_chat_id"),
-        lit('"'),
-        rest,
-        lit("}}"),
-    )
-    return cols.with_columns(_text_json=texts_json).select(line=line)
+    series = pl.from_arrow(arr)
+    assert isinstance(series, pl.Series)
+    return series
+
+
+def _take_rows(rows: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``rows[idx]`` for a ``(n, width)`` uint8 array, one memcpy-sized item per row."""
+    width = rows.shape[1]
+    items = np.ascontiguousarray(rows).view(np.dtype((np.void, width))).reshape(-1)
+    return items[idx].view(np.uint8).reshape(-1, width)
+
+
+def _ascii_rows(values: Sequence[str]) -> np.ndarray:
+    """Equal-length ASCII strings as a ``(n, width)`` uint8 array."""
+    width = len(values[0]) if values else 0
+    return np.frombuffer("".join(values).encode("ascii"), dtype=np.uint8).reshape(-1, width)
+
+
+class _LineWriter:
+    """Writes ``events.jsonl`` without building JSON objects.
+
+    A line is cut at six of its double quotes into columns, and Polars' CSV writer joins them
+    with ``"`` as the separator and no quoting. The fixed-width parts (event id, user id,
+    timestamp) are assembled as bytes in numpy; the rest comes from small vocabularies
+    (type, channel x device, utterance, CSAT x NPS) and per-chat strings built once:
+
+    ``{"event_id":"<uuid>","user_id":"<uid>`` " ``,"type":"<t>","ts":`` " ``<ts>`` "
+    ``,"channel":"<c>","device":"<d>","payload":{"chat_id":`` " ``<chat_id>`` " ``<rest>}}``
+    """
+
+    def __init__(self, ev: _Events, user_ids: pl.Series) -> None:
+        self.ev = ev
+        self.uid_rows = _ascii_rows(user_ids.to_list())
+        chat_uid = user_ids.gather(pl.Series(ev.chat_user, dtype=pl.UInt32))
+        chats = pl.DataFrame(
+            {
+                "uid": chat_uid,
+                "rank": pl.Series(ev.chat_rank),
+                "resolved": pl.Series(ev.resolved),
+                "whole": pl.Series(ev.handle_tenths // 10),
+                "frac": pl.Series(ev.handle_tenths % 10),
+            }
+        )
+        c = pl.col
+        per_chat = chats.select(
+            chat_id=pl.concat_str(c("uid"), pl.lit("-"), c("rank").cast(pl.String)),
+            tail=pl.concat_str(
+                pl.when(c("resolved"))
+                .then(pl.lit(',"resolved":true,"handle_time_s":'))
+                .otherwise(pl.lit(',"resolved":false,"handle_time_s":')),
+                c("whole").cast(pl.String),
+                pl.lit("."),
+                c("frac").cast(pl.String),
+                pl.lit("}}"),
+            ),
+        )
+        self.chat_ids = per_chat["chat_id"]
+        frags, self.feedback_at, self.empty_at = _rest_fragments()
+        self.rest_vocab = pl.concat([frags + "}}", per_chat["tail"]])
+        self.type_vocab = pl.Series([f',"type":"{t}","ts":' for t in EVENT_TYPES])
+        self.chdev_vocab = pl.Series(
+            [
+                f',"channel":"{c}","device":"{d}","payload":{{"chat_id":'
+                for c in CHANNELS
+                for d in DEVICES
+            ]
+        )
+        clock = np.arange(_SECONDS_PER_DAY, dtype=np.int64)
+        self.clock_rows = _ascii_rows(
+            pl.from_epoch(pl.Series(clock), time_unit="s").dt.strftime("%H:%M:%SZ").to_list()
+        )
+
+    def chunk(self, start: int, stop: int) -> pl.DataFrame:
+        ev = self.ev
+        n = stop - start
+        chat = ev.ev_chat[start:stop]
+        etype = ev.ev_type[start:stop]
+        ts = ev.ev_ts[start:stop]
+
+        # event id + user id, fixed width
+        head_a = np.frombuffer(b'{"event_id":"', dtype=np.uint8)
+        head_b = np.frombuffer(b'","user_id":"', dtype=np.uint8)
+        width_u = self.uid_rows.shape[1]
+        head = np.empty((n, 13 + 36 + 13 + width_u), dtype=np.uint8)
+        head[:, :13] = head_a
+        head[:, 13:49] = _uuid_rows(start, stop, ev.salt)
+        head[:, 49:62] = head_b
+        head[:, 62:] = _take_rows(self.uid_rows, ev.chat_user[chat])
+
+        day = ts // _SECONDS_PER_DAY
+        first_day = int(day.min())
+        days = np.arange(first_day, int(day.max()) + 1, dtype=np.int64)
+        day_rows = _ascii_rows(
+            pl.from_epoch(pl.Series(days), time_unit="d").dt.strftime("%Y-%m-%dT").to_list()
+        )
+        stamp = np.empty((n, 20), dtype=np.uint8)
+        stamp[:, :11] = _take_rows(day_rows, day - first_day)
+        stamp[:, 11:] = _take_rows(self.clock_rows, ts % _SECONDS_PER_DAY)
+
+        csat = ev.csat[chat]
+        nps = ev.nps[chat]
+        rest = np.where(
+            etype == 1,
+            ev.ev_utt[start:stop],
+            np.where(
+                etype == 3,
+                self.feedback_at + (csat - 1) * 12 + (nps + 1),
+                np.where(etype == 2, self.empty_at + 1 + chat, self.empty_at),
+            ),
+        )
+        chat_idx = pl.Series(chat, dtype=pl.UInt32)
+        return pl.DataFrame(
+            {
+                "a": _fixed_width(head),
+                "b": self.type_vocab.gather(pl.Series(etype, dtype=pl.UInt32)),
+                "c": _fixed_width(stamp),
+                "d": self.chdev_vocab.gather(
+                    pl.Series(ev.channel[chat] * len(DEVICES) + ev.device[chat], dtype=pl.UInt32)
+                ),
+                "e": self.chat_ids.gather(chat_idx),
+                "f": self.rest_vocab.gather(pl.Series(rest, dtype=pl.UInt32)),
+            }
+        )
+
+    def write(self, fh: Any, start: int, stop: int) -> None:
+        self.chunk(start, stop).write_csv(
+            fh, include_header=False, separator='"', quote_char="'", quote_style="never"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -1235,12 +1333,11 @@ def generate(
 
     report("events.jsonl", 0, ev.n_events)
     tmp = paths["events.jsonl"].with_name(".events.jsonl.tmp")
+    writer = _LineWriter(ev, ids)
     with tmp.open("wb") as fh:
         for a in range(0, ev.n_events, _EVENT_CHUNK):
             b = min(a + _EVENT_CHUNK, ev.n_events)
-            _event_lines_chunk(ev, ids, a, b).write_csv(
-                fh, include_header=False, quote_style="never"
-            )
+            writer.write(fh, a, b)
             report("events.jsonl", b, ev.n_events)
     tmp.replace(paths["events.jsonl"])
 
