@@ -176,6 +176,7 @@ class Batch:
     features: dict[str, dict[str, float]] = field(default_factory=dict)
     assignments: dict[str, Any] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
+    model: Any = None
 
     def live(self) -> list[_Item]:
         return [i for i in self.items if i.live]
@@ -337,14 +338,18 @@ class Window(Step):
 
 
 class Features(Step):
-    """Compute each touched user's feature row as of their newest event."""
+    """Compute each touched user's feature row as of their newest event, with the fitted
+    feature spec given to the pipeline, else the active model's own spec, else window
+    features. The model is read once per batch here (the hot-switch point)."""
 
     name = "features"
 
     def run(self, batch: Batch, ctx: StepContext) -> None:
+        batch.model = ctx.models.current() if ctx.models is not None else None
+        spec: Any = ctx.features or getattr(batch.model, "feature_spec", None)
         for key in batch.touched:
             st = batch.states[key]
-            if ctx.features is None:
+            if spec is None or st.get("agg") is None:
                 batch.features[key] = window_features(st["w"])
                 continue
             if st.get("user") is None and key in batch.new_users and ctx.store is not None:
@@ -352,9 +357,7 @@ class Features(Step):
                 profile = ctx.store.get(tenant, user_id)
                 st["user"] = dict(profile.attributes) if profile else {}
             as_of = datetime.fromtimestamp(st["w"]["max_ts"], UTC)
-            batch.features[key] = ctx.features.transform_one(
-                st.get("user") or {}, st.get("agg"), as_of
-            )
+            batch.features[key] = spec.transform_one(st.get("user") or {}, st.get("agg"), as_of)
 
 
 class Assign(Step):
@@ -363,7 +366,7 @@ class Assign(Step):
     name = "assign"
 
     def run(self, batch: Batch, ctx: StepContext) -> None:
-        model = ctx.models.current() if ctx.models is not None else None
+        model = batch.model
         if model is None:
             return
         for key in batch.touched:

@@ -46,6 +46,7 @@ __all__ = [
     "Worker",
     "WorkerReport",
     "default_aggregates",
+    "open_models",
 ]
 
 log = logging.getLogger("chatpersona.worker")
@@ -74,14 +75,23 @@ class RegistryModels:
         self.registry = registry
         self.check_interval_s = check_interval_s
         self._model: Assigner | None = None
+        self._version: str | None = None
         self._checked = float("-inf")
 
     def current(self) -> Assigner | None:
-        """The active model (cached for ``check_interval_s``)."""
+        """The active model (the version is re-checked every ``check_interval_s``; a model
+        is loaded only when the active version changed)."""
         now = time.monotonic()
         if now - self._checked >= self.check_interval_s:
-            self._model = self.registry.active()
             self._checked = now
+            version_of = getattr(self.registry, "active_version", None)
+            if version_of is None:
+                self._model = self.registry.active()
+            else:
+                version = version_of()
+                if version != self._version:
+                    self._model = None if version is None else self.registry.load(version)
+                    self._version = version
         return self._model
 
 
@@ -115,6 +125,21 @@ class ModelDir:
         return self._model
 
 
+def open_models(path: str | Path, check_interval_s: float = 1.0) -> ModelSource:
+    """A model source for ``--model-dir``: a ``ModelRegistry`` root (has ``ACTIVE`` or
+    ``versions/``) or a single model directory (has ``model.json``); both hot-switch."""
+    root = Path(path)
+    if (root / "ACTIVE").exists() or (root / "versions").is_dir():
+        from chatpersona.segment.registry import ModelRegistry
+
+        return RegistryModels(ModelRegistry(root), check_interval_s)
+    if (root / "model.json").is_file():
+        return ModelDir(root)
+    raise ParameterError(
+        "worker", "model_dir", "a model registry root or a model directory", str(path)
+    )
+
+
 def default_aggregates() -> tuple[
     Callable[[], dict[str, Any]], Callable[[dict[str, Any], Any], None]
 ]:
@@ -139,7 +164,8 @@ class Pipeline:
         A fitted feature spec (``transform_one``); without one, window features are used.
     aggregates:
         ``(new, update)`` functions of the per-user feature aggregates kept in state;
-        ``"auto"`` uses :mod:`chatpersona.features.online` when ``features`` is given.
+        ``"auto"`` uses :mod:`chatpersona.features.online` when ``features`` or
+        ``models`` is given (a model may carry its own fitted feature spec).
     models:
         A :class:`ModelSource` (or a bare model, wrapped in :class:`StaticModel`).
     windows:
@@ -177,7 +203,8 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
     ) -> None:
         if aggregates == "auto":
-            aggregates = default_aggregates() if features is not None else None
+            wanted = features is not None or models is not None
+            aggregates = default_aggregates() if wanted else None
         if models is not None and not isinstance(models, ModelSource):
             models = StaticModel(models)
         self.metrics = metrics or PipelineMetrics()
