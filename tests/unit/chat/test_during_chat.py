@@ -126,7 +126,10 @@ def test_low_confidence_asks_to_clarify_not_guess(
     assert turn.prediction.confidence < bot.intents.threshold  # type: ignore[attr-defined]
     labels = turn.quick_replies
     assert len(labels) == 3
-    assert turn.text == f"Sorry, I didn't get that. Is it about {labels[0]}, {labels[1]} or {labels[2]}?"
+    assert (
+        turn.text
+        == f"Sorry, I didn't get that. Is it about {labels[0]}, {labels[1]} or {labels[2]}?"
+    )
     # Picking an offered option answers that category without another guess.
     picked = bot.reply(profile, labels[0], conversation=conv)
     assert picked.kind == "answer"

@@ -27,7 +27,7 @@ def test_bundled_data_sizes_and_licences() -> None:
 def test_split_is_stratified_and_seeded() -> None:
     ds = load_dataset("bitext")
     tr, te = train_test_split(ds, 0.2, seed=3)
-    tr2, te2 = train_test_split(ds, 0.2, seed=3)
+    _, te2 = train_test_split(ds, 0.2, seed=3)
     assert te.texts == te2.texts and len(tr) + len(te) == len(ds)
     assert set(te.labels) == set(ds.labels)
     _, te3 = train_test_split(ds, 0.2, seed=4)

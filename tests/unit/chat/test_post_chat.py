@@ -108,9 +108,9 @@ def test_rating_rules(bot: Bot, make_profile: Callable[..., Profile]) -> None:
     with pytest.raises(ConflictError, match="still open"):
         bot.post_chat(profile, conv, csat=5)
     bot.end_chat(profile, conv)
-    with pytest.raises(InputError, match="CSAT must be an integer 1-5. Got 6 instead."):
+    with pytest.raises(InputError, match=r"CSAT must be an integer 1-5\. Got 6 instead\."):
         bot.post_chat(profile, conv, csat=6)
-    with pytest.raises(InputError, match="NPS must be an integer 0-10. Got 11 instead."):
+    with pytest.raises(InputError, match=r"NPS must be an integer 0-10\. Got 11 instead\."):
         bot.post_chat(profile, conv, csat=5, nps=11)
     bot.post_chat(profile, conv, csat=5)
     with pytest.raises(ConflictError, match="already rated"):

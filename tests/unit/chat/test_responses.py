@@ -45,14 +45,14 @@ def test_variables_are_escaped_in_html_only() -> None:
     out = ResponseRenderer().render(
         "goodbye", tone="concise", lang="en", name='<img src=x onerror="alert(1)">'
     )
-    assert out.html == 'Thanks, &lt;img src=x onerror=&#34;alert(1)&#34;&gt;. Bye!'
+    assert out.html == "Thanks, &lt;img src=x onerror=&#34;alert(1)&#34;&gt;. Bye!"
     assert out.text == 'Thanks, <img src=x onerror="alert(1)">. Bye!'
 
 
 def test_bad_tone_and_language() -> None:
-    with pytest.raises(ParameterError, match="The 'tone' parameter of ResponseRenderer.render"):
+    with pytest.raises(ParameterError, match=r"The 'tone' parameter of ResponseRenderer\.render"):
         ResponseRenderer().render("greeting", tone="rude", lang="en")
-    with pytest.raises(ParameterError, match="Got 'fr' instead."):
+    with pytest.raises(ParameterError, match=r"Got 'fr' instead\."):
         ResponseRenderer().render("greeting", tone="formal", lang="fr")
 
 

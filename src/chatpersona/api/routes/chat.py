@@ -215,7 +215,8 @@ def _decide(
     engine = services.get("decisions")
     if engine is None:
         return {}, {}
-    points = set(getattr(engine, "decision_points", lambda: DECISION_POINTS)())
+    declared = getattr(engine, "decision_points", DECISION_POINTS)
+    points = set(declared() if callable(declared) else declared)
     context = {"channel": body.channel, "device": body.device}
     raw: dict[str, Any] = {}
     shown: dict[str, dict[str, Any]] = {}
