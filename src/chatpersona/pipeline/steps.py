@@ -69,7 +69,7 @@ class StepError(ChatpersonaError):
 class Cleaner(Protocol):
     """What the clean step needs: ``FittedPlan.transform_record``."""
 
-    def transform_record(self, row: Mapping[str, Any]) -> Any:
+    def transform_record(self, row: dict[str, Any]) -> Any:
         """A result with ``.ok``, ``.record``, ``.reason`` and ``.column``."""
         ...
 

@@ -373,9 +373,11 @@ class Worker:
         max_events: int | None = None,
         idle_exit_s: float | None = None,
         install_signals: bool = True,
+        progress: Callable[[WorkerReport], None] | None = None,
     ) -> WorkerReport:
         """Loop until stopped (SIGTERM/SIGINT), ``max_events`` received, or idle for
-        ``idle_exit_s`` seconds; then close the transport and return the report."""
+        ``idle_exit_s`` seconds; then close the transport and return the report.
+        ``progress`` is called with the report about once a second."""
         if install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
@@ -398,6 +400,8 @@ class Worker:
                 if now >= next_stats:
                     next_stats = now + 1.0
                     self._refresh_gauges()
+                    if progress is not None:
+                        progress(self.report)
         finally:
             self.report.seconds = time.monotonic() - t0
             self.transport.close()
