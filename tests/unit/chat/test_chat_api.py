@@ -16,6 +16,7 @@ from chatpersona.api import create_app
 from chatpersona.chat import Bot, IntentModel
 from chatpersona.config import Settings
 from chatpersona.profiles import MemoryStore, ProfilePatch, SegmentRef
+from chatpersona.stream.events import Event, parse_event
 
 NOW = datetime(2026, 5, 3, 14, 0, tzinfo=UTC)
 
@@ -25,16 +26,16 @@ class RecordingPipeline:
 
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
-        self.events: list[dict[str, Any]] = []
+        self.events: list[Event] = []
 
-    def run_one(self, event: dict[str, Any]) -> None:
+    def run_one(self, event: Event) -> None:
         self.events.append(event)
-        if event["type"] == "feedback":
+        if event.type == "feedback":
             self.store.merge(
-                event["tenant"],
-                event["user_id"],
+                event.tenant,
+                event.user_id,
                 ProfilePatch(
-                    csat=event["payload"]["csat"],
+                    csat=event.payload["csat"],
                     segment=SegmentRef(id="s2", name="happy", model_version="v1", assigned_at=NOW),
                 ),
             )
@@ -96,7 +97,8 @@ def store() -> MemoryStore:
 def _client(store: MemoryStore, bot: Bot, **services: Any) -> tuple[TestClient, dict[str, str]]:
     _, secret = store.create_key("default", {"events:write", "profile:read"})
     services.setdefault("decisions", FakeEngine())
-    app = create_app(Settings(), store=store, services={"bot": bot, **services})
+    # No bus: without a pipeline the chat applies feedback itself (tested below).
+    app = create_app(Settings(bus_url=""), store=store, services={"bot": bot, **services})
     return TestClient(app), {"Authorization": f"Bearer {secret}"}
 
 
@@ -207,7 +209,7 @@ def test_pipeline_receives_every_turn_event(store: MemoryStore, chat_bot: Bot) -
         c.post("/api/chat/u2/end", json={"chat_id": chat_id}, headers=h)
         fb = c.post("/api/chat/u2/feedback", json={"chat_id": chat_id, "csat": 3}, headers=h).json()
         feed = c.get("/api/chat/feed", headers=h).json()["items"]
-    assert [e["type"] for e in pipeline.events] == [
+    assert [e.type for e in pipeline.events] == [
         "chat_started",
         "message",
         "chat_ended",
@@ -252,7 +254,8 @@ def test_with_the_packaged_decision_engine(store: MemoryStore, chat_bot: Bot) ->
     """No engine given: the decisions router builds the packaged one; the chat uses it."""
     _, secret = store.create_key("default", {"events:write", "profile:read"})
     h = {"Authorization": f"Bearer {secret}"}
-    with TestClient(create_app(Settings(), store=store, services={"bot": chat_bot})) as c:
+    app = create_app(Settings(bus_url=""), store=store, services={"bot": chat_bot})
+    with TestClient(app) as c:
         start = c.post("/api/chat/u1/start", json={}, headers=h)
         assert start.status_code == 200, start.text
         assert set(start.json()["decisions"]) == {"tone", "routing"}
@@ -271,3 +274,23 @@ def test_with_the_packaged_decision_engine(store: MemoryStore, chat_bot: Bot) ->
         series = c.get("/api/chat/performance", headers=h).json()["series"]
     assert {k.split(":")[0] for k in series} == {"tone", "routing"}
     assert all(0.0 <= p["reward"] <= 1.0 for pts in series.values() for p in pts)
+
+
+def test_events_go_to_the_transport_like_any_other_source(
+    store: MemoryStore, chat_bot: Bot
+) -> None:
+    """With the default bus (memory://) and no pipeline, turns are published there for the
+    worker; the chat does not update csat itself (the worker will)."""
+    _, secret = store.create_key("default", {"events:write", "profile:read"})
+    h = {"Authorization": f"Bearer {secret}"}
+    app = create_app(Settings(), store=store, services={"bot": chat_bot, "decisions": FakeEngine()})
+    transport = app.state.services["transport"]
+    with TestClient(app) as c:
+        chat_id = c.post("/api/chat/u2/start", json={}, headers=h).json()["chat_id"]
+        c.post("/api/chat/u2/end", json={"chat_id": chat_id}, headers=h)
+        c.post("/api/chat/u2/feedback", json={"chat_id": chat_id, "csat": 5}, headers=h)
+    got = transport.receive(max_messages=10, timeout=0.1)
+    assert [parse_event(d.raw).type for d in got] == ["chat_started", "chat_ended", "feedback"]
+    stored = store.get("default", "u2")
+    assert stored is not None and stored.feedback.csat_count == 0
+    assert stored.preferences["language"] == "en"  # chat-only preferences still land

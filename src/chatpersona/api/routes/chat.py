@@ -3,8 +3,8 @@
 - ``GET /`` and ``/ui/*``: the static web UI (no CDN, no external fonts or images).
 - ``POST /api/chat/{user_id}/start|message|end|feedback``: the three moments of a chat.
   Every turn's events go to ``services["pipeline"].run_one(event)`` when a pipeline is
-  wired (the same path as any other event source); without one, the chat applies the
-  feedback to the profile itself. Ratings reward the chat's decisions
+  wired, else to ``services["transport"]`` (the same path as ``POST /api/events``);
+  with neither, the chat applies the feedback to the profile itself. Ratings reward the chat's decisions
   (``services["decisions"]``, a :class:`~chatpersona.decide.DecisionEngine`).
 - ``GET /api/chat/feed``, ``/map``, ``/performance``, ``/demo-users``: what the dashboard
   shows (live events and segment changes, a 2-D map of users, reward over time per
@@ -12,7 +12,7 @@
 
 Services used (all optional): ``"bot"`` (a :class:`~chatpersona.chat.Bot`; otherwise one is
 built on first use from the intent model cached in ``settings.extra["cache_dir"]``),
-``"decisions"``, ``"pipeline"``.
+``"decisions"``, ``"pipeline"``, ``"transport"``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from chatpersona.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ApiError, er
 from chatpersona.api.schemas import USER_ID_PATTERN, ProfilePublic
 from chatpersona.chat.bot import Bot, BotTurn, Conversation
 from chatpersona.config import Settings
-from chatpersona.exceptions import ChatpersonaError
+from chatpersona.exceptions import BackendError, ChatpersonaError
 from chatpersona.profiles.base import ProfileStore
 from chatpersona.profiles.schema import Profile
 
@@ -241,14 +241,31 @@ def _decide(
 def _dispatch(
     service: ChatService, services: dict[str, Any], tenant: str, events: list[dict[str, Any]]
 ) -> bool:
-    """Send events through the pipeline (if wired) and the live feed; ``True`` if a
-    pipeline took them."""
-    pipeline = services.get("pipeline")
+    """Send the turn's events where every other event goes, and to the live feed.
+
+    ``services["pipeline"].run_one(event)`` when a pipeline is wired (synchronous: the
+    profile is updated before the answer), else ``services["transport"].publish`` (the
+    same path as ``POST /api/events``; a worker updates the profile shortly after).
+    Returns ``False`` when neither exists, so the caller applies the feedback itself.
+    """
+    from chatpersona.stream.events import parse_event
+
+    parsed = [parse_event(event) for event in events]
     for event in events:
         service.publish("event", tenant, {"event": event})
-        if pipeline is not None:
+    pipeline = services.get("pipeline")
+    if pipeline is not None:
+        for event in parsed:
             pipeline.run_one(event)
-    return pipeline is not None
+        return True
+    transport = services.get("transport")
+    if transport is not None:
+        try:
+            transport.publish(parsed)
+        except BackendError as exc:
+            raise ApiError(503, "transport_unavailable", f"Publishing failed: {exc}") from exc
+        return True
+    return False
 
 
 def _public(

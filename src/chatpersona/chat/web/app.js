@@ -94,6 +94,7 @@ async function startChat() {
     state.chatId = turn.chat_id;
     addMessage("bot", turn);
     setQuickReplies(turn.quick_replies);
+    state.before = turn.profile;
     renderProfile(turn.profile);
     setChatting(true);
     setStatus("");
@@ -156,7 +157,39 @@ async function submitRating() {
     renderProfile(turn.profile);
     renderChanges(turn.changes);
     refreshDashboard();
+    followProfile(state.userId, turn.profile ? turn.profile.version : -1);
   } catch (err) { setStatus(err.message); }
+}
+
+// When events go through the stream worker, the profile changes a moment after the
+// rating: poll it for a few seconds and show the whole difference to the pre-chat profile.
+async function followProfile(userId, seenVersion) {
+  for (let i = 0; i < 8; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    if (userId !== state.userId) return;
+    let p;
+    try { p = await api("GET", `/api/user/${encodeURIComponent(userId)}/profile`); } catch (err) { return; }
+    if (p.version !== seenVersion) {
+      seenVersion = p.version;
+      renderProfile(p);
+      if (state.before) renderChanges(diffProfiles(state.before, p));
+      renderSegments();
+    }
+  }
+}
+
+function diffProfiles(a, b) {
+  const out = [];
+  for (const part of ["preferences", "attributes", "feedback"]) {
+    const x = a[part] || {}, y = b[part] || {};
+    for (const k of [...new Set([...Object.keys(x), ...Object.keys(y)])].sort()) {
+      if (JSON.stringify(x[k]) !== JSON.stringify(y[k])) out.push({ field: `${part}.${k}`, before: x[k], after: y[k] });
+    }
+  }
+  if (a.interaction_count !== b.interaction_count) out.push({ field: "interaction_count", before: a.interaction_count, after: b.interaction_count });
+  const sa = a.segment ? a.segment.name : null, sb = b.segment ? b.segment.name : null;
+  if (sa !== sb) out.push({ field: "segment", before: sa, after: sb });
+  return out;
 }
 
 // ---------------------------------------------------------------- profile viewer
