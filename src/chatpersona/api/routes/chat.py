@@ -255,8 +255,8 @@ def _dispatch(
         service.publish("event", tenant, {"event": event})
     pipeline = services.get("pipeline")
     if pipeline is not None:
-        for event in parsed:
-            pipeline.run_one(event)
+        for one in parsed:
+            pipeline.run_one(one)
         return True
     transport = services.get("transport")
     if transport is not None:
