@@ -299,18 +299,15 @@ class FittedPlan:
         strategy = rule.missing
         if strategy in ("none", "quarantine"):
             return None
-        if strategy == "unknown":
-            return rule.unknown_label
-        if strategy == "constant":
-            parsed = _ColumnCleaner(rule, self.plan.missing_values, {"fill": None}).parse(
-                rule.fill_value
-            )
+        if strategy in ("unknown", "constant"):
+            # Fill values are cleaned like data, so re-cleaning a clean table is a no-op.
+            given = rule.unknown_label if strategy == "unknown" else rule.fill_value
+            parsed = _ColumnCleaner(rule, (), {"fill": None}).parse(given)
             if parsed[0] is None:
                 raise PlanError(
-                    f"columns.{rule.name}: fill_value {rule.fill_value!r} is not a valid "
-                    f"{rule.kind} value.",
+                    f"columns.{rule.name}: fill value {given!r} is not a valid {rule.kind} value.",
                     column=rule.name,
-                    value=rule.fill_value,
+                    value=given,
                 )
             return parsed[0]
         if st["n_valid"] == 0:

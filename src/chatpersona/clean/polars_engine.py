@@ -263,13 +263,25 @@ def _out_dtype(rule: ColumnRule) -> pl.DataType:
 
 def column_exprs(
     rule: ColumnRule, i: int, st: dict[str, Any], missing_values: tuple[str, ...], fill: Any
-) -> tuple[list[pl.Expr], list[tuple[str, str]]]:
-    """Helper columns for column ``i``: value ``v{i}`` (+ ``c{i}`` code, ``o{i}`` flag),
+) -> tuple[list[pl.Expr], list[pl.Expr], list[tuple[str, str]]]:
+    """Helper columns for column ``i`` (two stages): value ``v{i}`` (+ ``c{i}`` code, ``o{i}`` flag),
     reason ``r{i}``, and bookkeeping ``m{i}`` missing, ``x{i}`` invalid, ``n{i}`` nullified,
     ``u{i}`` outlier, ``s{i}`` standardized. Returns the expressions and (helper, output name)
     pairs in output order."""
     raw = pl.col(rule.name)
-    p = parse_column(rule, raw, missing_values)
+    parsed = parse_column(rule, raw, missing_values)
+    # Stage 1 materializes the parse once; stage 2 refers to it by name (small plans).
+    stage1 = [parsed.value.alias(f"__p{i}"), parsed.missing.alias(f"__m{i}")]
+    if parsed.code is not None:
+        stage1.append(parsed.code.alias(f"__k{i}"))
+    pv, pm = pl.col(f"__p{i}"), pl.col(f"__m{i}")
+    invalid = (~pm & pv.is_null()) if rule.kind in REASON_BY_KIND else pl.lit(False)
+    p = Parsed(
+        value=pv,
+        missing=pm,
+        invalid=invalid,
+        code=None if parsed.code is None else pl.col(f"__k{i}"),
+    )
     dtype = _out_dtype(rule)
     value = p.value
     reason: pl.Expr = pl.lit(None, dtype=pl.Utf8)
@@ -312,7 +324,6 @@ def column_exprs(
     exprs = [
         value.cast(dtype).alias(f"__v{i}"),
         reason.alias(f"__r{i}"),
-        p.missing.alias(f"__m{i}"),
         p.invalid.alias(f"__x{i}"),
         nullified.alias(f"__n{i}"),
         outlier.alias(f"__u{i}"),
@@ -325,7 +336,7 @@ def column_exprs(
     if rule.outliers.action == "flag" and rule.outliers.method != "none":
         exprs.append(outlier.alias(f"__o{i}"))
         outputs.append((f"__o{i}", f"{rule.name}_outlier"))
-    return exprs, outputs
+    return stage1, exprs, outputs
 
 
 def transform_frame(fitted: Any, df: pl.DataFrame, *, source: str | None) -> Any:
@@ -338,10 +349,14 @@ def transform_frame(fitted: Any, df: pl.DataFrame, *, source: str | None) -> Any
     names = list(plan.columns)
     text = as_text_frame(df.select(names), names)
     exprs: list[pl.Expr] = []
+    stage1: list[pl.Expr] = []
     out_map: dict[str, list[tuple[str, str]]] = {}
     for i, (name, rule) in enumerate(plan.columns.items()):
         st = fitted.stats_[name]
-        e, outs = column_exprs(rule, i, st, plan.missing_values, _decode(rule.kind, st.get("fill")))
+        s1, e, outs = column_exprs(
+            rule, i, st, plan.missing_values, _decode(rule.kind, st.get("fill"))
+        )
+        stage1 += s1
         exprs += e
         out_map[name] = outs
     idx = range(len(names))
@@ -349,8 +364,16 @@ def transform_frame(fitted: Any, df: pl.DataFrame, *, source: str | None) -> Any
     reason_col = pl.coalesce(
         [pl.when(pl.col(f"__r{i}").is_not_null()).then(pl.lit(names[i])) for i in idx]
     ).alias("_column")
-    helpers = text.lazy().with_columns(exprs[:-1]).with_columns(exprs[-1], reason_col).collect()
-    helpers = helpers.drop(names)
+    helpers = (
+        text.lazy()
+        .with_columns(stage1)
+        .with_columns(exprs[:-1])
+        .with_columns(exprs[-1], reason_col)
+        .collect()
+    )
+    helpers = helpers.drop(
+        names + [e.meta.output_name() for e in stage1 if not e.meta.output_name().startswith("__m")]
+    )
 
     for i, (name, rule) in enumerate(plan.columns.items()):
         if rule.on_invalid != "error":

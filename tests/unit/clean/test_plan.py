@@ -93,5 +93,5 @@ def test_bad_yaml_and_missing_file_are_plan_errors(tmp_path) -> None:
 
 def test_constant_fill_must_parse_as_the_kind() -> None:
     plan = CleaningPlan([ColumnRule(name="d", kind="date", missing="constant", fill_value="soon")])
-    with pytest.raises(PlanError, match="'soon' is not a valid date"):
+    with pytest.raises(PlanError, match="fill value 'soon' is not a valid date"):
         plan.fit(pl.DataFrame({"d": ["2024-01-01"]}))

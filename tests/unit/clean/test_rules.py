@@ -55,7 +55,7 @@ def test_constant_unknown_and_quarantine() -> None:
         "c"
     ].to_list() == [-1.0, 2.0]
     assert clean_one({"kind": "categorical", "missing": "unknown"}, ["", "A"])["c"].to_list() == [
-        "Unknown",
+        "unknown",  # the label is normalized like the data (lowercase here)
         "a",
     ]
     p = CleaningPlan.from_dict({"columns": {"c": {"kind": "numeric", "missing": "quarantine"}}})
@@ -69,7 +69,13 @@ def test_constant_unknown_and_quarantine() -> None:
 def test_text_normalization_steps() -> None:
     rule = {
         "kind": "text",
-        "normalize": {"nfkc": True, "trim": True, "lower": True, "collapse": True, "strip_special": True},
+        "normalize": {
+            "nfkc": True,
+            "trim": True,
+            "lower": True,
+            "collapse": True,
+            "strip_special": True,
+        },
     }
     out = clean_one(rule, ["  Ｈｅｌｌｏ,   WORLD!! ", "ﬁne\tday"])
     assert out["c"].to_list() == ["hello world", "fine day"]
