@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -55,3 +57,46 @@ def make_profile() -> Callable[..., Profile]:
         )
 
     return make
+
+
+@dataclass
+class LiveApi:
+    url: str
+    key: str
+    store: Any
+
+
+@pytest.fixture
+def live_api(intent_model: IntentModel) -> Iterator[LiveApi]:
+    """A real HTTP server (uvicorn in a thread) on a free port, memory store, no bus."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from chatpersona.api import create_app
+    from chatpersona.config import Settings
+    from chatpersona.profiles import MemoryStore
+
+    store = MemoryStore()
+    _, secret = store.create_key("default", {"profile:read", "profile:write", "events:write"})
+    app = create_app(Settings(bus_url=""), store=store, services={"bot": Bot(intent_model)})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test API server did not start")
+        time.sleep(0.05)
+    try:
+        yield LiveApi(f"http://127.0.0.1:{port}", secret, store)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

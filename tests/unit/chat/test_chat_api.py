@@ -60,7 +60,9 @@ class FakeEngine:
         self.rewarded: list[tuple[str, dict[str, Any]]] = []
         self.n = 0
 
-    def decide(self, user_id: str, point: str, context: Any, profile: Any) -> FakeDecision:
+    def decide(
+        self, user_id: str, point: str, context: Any, profile: Any, *, tenant: str | None = None
+    ) -> FakeDecision:
         self.n += 1
         return FakeDecision(f"{point}-{self.n}", point, self.actions[point], f"fixed-{point}")
 

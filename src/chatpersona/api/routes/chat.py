@@ -224,7 +224,9 @@ def _decide(
         if point not in points:
             continue
         try:
-            decision = engine.decide(profile.user_id, point, context, profile)
+            decision = engine.decide(
+                profile.user_id, point, context, profile, tenant=profile.tenant
+            )
         except ChatpersonaError as exc:  # a broken policy must not break the chat
             log.warning("decision %s failed for %s: %s", point, profile.user_id, exc)
             continue
