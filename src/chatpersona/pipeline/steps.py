@@ -177,6 +177,7 @@ class Batch:
     assignments: dict[str, Any] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
     model: Any = None
+    emitted: list[dict[str, Any]] = field(default_factory=list)
 
     def live(self) -> list[_Item]:
         return [i for i in self.items if i.live]
@@ -380,13 +381,15 @@ class Assign(Step):
 
 
 class UpdateProfile(Step):
-    """Write each touched user's effects to the profile store (idempotent effects)."""
+    """Write each touched user's effects to the profile store (idempotent effects), one
+    ``merge_many`` per tenant when the store has it (SQL stores: one transaction per chunk)."""
 
     name = "profile"
 
     def run(self, batch: Batch, ctx: StepContext) -> None:
         store = ctx.store
         now = datetime.fromtimestamp(ctx.clock(), UTC)
+        items: dict[str, list[tuple[str, ProfilePatch]]] = {}
         for key in batch.touched:
             tenant, user_id = key.split(":", 1)
             ops = batch.ops.get(key, _UserOps())
@@ -411,37 +414,51 @@ class UpdateProfile(Step):
                     # before a crash: skip it (NPS only sets the last value: idempotent).
                     feedback = [f for f in feedback if f[0] is None or f[2] > have]
                     first = feedback.pop(0) if feedback else None
-                store.merge(
-                    tenant,
-                    user_id,
-                    ProfilePatch(
-                        interaction_history=ops.chat_ids or None,
-                        attributes=ops.attributes or None,
-                        features=batch.features.get(key),
-                        segment=segment,
-                        csat=first[0] if first else None,
-                        nps=first[1] if first else None,
-                    ),
+                todo = items.setdefault(tenant, [])
+                todo.append(
+                    (
+                        user_id,
+                        ProfilePatch(
+                            interaction_history=ops.chat_ids or None,
+                            attributes=ops.attributes or None,
+                            features=batch.features.get(key),
+                            segment=segment,
+                            csat=first[0] if first else None,
+                            nps=first[1] if first else None,
+                        ),
+                    )
                 )
-                for csat, nps, _count in feedback:
-                    store.merge(tenant, user_id, ProfilePatch(csat=csat, nps=nps))
+                todo.extend((user_id, ProfilePatch(csat=c, nps=n)) for c, n, _ in feedback)
             if key in batch.changed:
                 st = batch.states[key]
-                change = {
-                    "type": "segment_changed",
-                    "tenant": tenant,
-                    "user_id": user_id,
-                    "from": st.pop("segment_from", None),
-                    "to": st["segment"],
-                    "segment_name": segment.name if segment else None,
-                    "model_version": segment.model_version if segment else None,
-                }
-                if ctx.metrics is not None:
-                    ctx.metrics.count_segment_change()
-                if ctx.emit is not None:
-                    ctx.emit(change)
+                batch.emitted.append(
+                    {
+                        "type": "segment_changed",
+                        "tenant": tenant,
+                        "user_id": user_id,
+                        "from": st.pop("segment_from", None),
+                        "to": st["segment"],
+                        "segment_name": segment.name if segment else None,
+                        "model_version": segment.model_version if segment else None,
+                    }
+                )
             else:
                 batch.states[key].pop("segment_from", None)
+        if store is not None:
+            many = getattr(store, "merge_many", None)
+            for tenant, todo in items.items():
+                if many is not None:
+                    many(tenant, todo)
+                else:
+                    for user_id, patch in todo:
+                        store.merge(tenant, user_id, patch)
+        # Emitted after the profiles are written (at least once: a crash before the state
+        # commit emits again on redelivery).
+        for change in batch.emitted:
+            if ctx.metrics is not None:
+                ctx.metrics.count_segment_change()
+            if ctx.emit is not None:
+                ctx.emit(change)
 
 
 class Commit(Step):
