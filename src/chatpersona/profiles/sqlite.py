@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -36,6 +37,11 @@ from chatpersona.profiles.schema import Profile, ProfilePatch, apply_patch
 __all__ = ["SQLiteStore"]
 
 _MEMORY = ":memory:"
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced: a thread's connection closes when the
+    thread ends (its thread-local slot goes away), and ``close()`` reaches the rest."""
 
 
 def _parse(url: str) -> str:
@@ -83,7 +89,7 @@ class SQLiteStore(ProfileStore):
         self._shared = self.path == _MEMORY
         self._lock = threading.RLock()
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._closed = False
         if not self._shared:
             parent = Path(self.path).parent
@@ -103,13 +109,14 @@ class SQLiteStore(ProfileStore):
         return cls(_parse(url), **options)
 
     # -- connections --------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> _Connection:
         try:
             conn = sqlite3.connect(
                 self.path,
                 timeout=self.busy_timeout_s,
                 isolation_level=None,  # we issue BEGIN/COMMIT ourselves
                 check_same_thread=False,
+                factory=_Connection,
             )
             if not self._shared:
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -119,7 +126,7 @@ class SQLiteStore(ProfileStore):
                 f"Cannot open SQLite database {self.path}: {exc}", path=self.path
             ) from exc
         with self._lock:
-            self._all.append(conn)
+            self._all.add(conn)
         return conn
 
     @contextmanager
@@ -178,9 +185,10 @@ class SQLiteStore(ProfileStore):
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            for conn in self._all:
+            for conn in list(self._all):
                 conn.close()
             self._all.clear()
+            self._local = threading.local()
 
     # -- profiles -----------------------------------------------------------------------
     def get(self, tenant: str, user_id: str) -> Profile | None:
