@@ -57,8 +57,14 @@ class _LinearArms(Policy):
     def _batch_mean_var(self, X: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean = X @ self.theta_[idx].T
         var = np.empty_like(mean)
-        for j, a in enumerate(idx):
-            var[:, j] = np.einsum("ij,ij->i", X @ self.A_inv_[a], X)
+        k, d = idx.shape[0], self._dim
+        # One GEMM for all actions: (rows, d) @ (d, k*d), in row chunks to bound memory.
+        stacked = self.A_inv_[idx].transpose(1, 0, 2).reshape(d, k * d)
+        chunk = max(1, 1 << 22 >> max(1, (k * d).bit_length()))
+        for start in range(0, X.shape[0], chunk):
+            Xc = X[start : start + chunk]
+            AX = (Xc @ stacked).reshape(Xc.shape[0], k, d)
+            var[start : start + chunk] = np.einsum("nkd,nd->nk", AX, Xc)
         return mean, np.maximum(var, 0.0)
 
     def params(self) -> dict[str, Any]:

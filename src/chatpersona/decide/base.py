@@ -203,7 +203,7 @@ class Decision:
             "policy_version": self.policy_version,
             "context": self.context,
             "candidates": self.candidates,
-            "probabilities": [round(p, 10) for p in self.probabilities],
+            "probabilities": self.probabilities,
             "action": self.action,
             "propensity": self.propensity,
             "exploration": self.exploration,
@@ -223,13 +223,11 @@ class BatchDecisions:
 
 
 def _greedy(score: np.ndarray, split_ties: bool) -> np.ndarray:
-    best = score.max()
-    ties = score >= best - 1e-12
-    p = np.zeros(score.shape[0])
+    ties = score >= score.max() - 1e-12
     if split_ties:
-        p[ties] = 1.0 / int(ties.sum())
-    else:
-        p[int(np.argmax(ties))] = 1.0
+        return ties / np.count_nonzero(ties)
+    p = np.zeros(score.shape[0])
+    p[int(ties.argmax())] = 1.0
     return p
 
 
@@ -395,12 +393,14 @@ class Policy(ABC):
             return _greedy(s.value, split_ties=False), s
         if s.probs is not None:
             p = np.asarray(s.probs, dtype=float)
+            p = p / p.sum()
         else:
             p = _greedy(s.value if s.bonus is None else s.value + s.bonus, split_ties=True)
         k = idx.shape[0]
         if self.exploration_floor > 0 and k > 1:
-            p = (1.0 - k * self.exploration_floor) * p + self.exploration_floor
-        return p / p.sum(), s
+            p *= 1.0 - k * self.exploration_floor
+            p += self.exploration_floor
+        return p, s
 
     def probabilities(
         self, context: Mapping[str, Any], candidates: Sequence[str] | None = None
@@ -445,12 +445,19 @@ class Policy(ABC):
         reasons = self.guardrails.no_explore_reasons(context) if self.guardrails.no_explore else []
         explore = not reasons
         p, s = self._distribution(x, idx, context, explore)
-        j = int(np.searchsorted(np.cumsum(p), self.rng_.random() * p.sum(), side="right"))
-        j = min(j, len(allowed) - 1)
-        while p[j] <= 0.0:  # guard float edge cases: never pick a zero-probability action
-            j = (j + 1) % len(allowed)
+        probs = p.tolist()
+        # Inverse-CDF sampling in plain Python: faster than numpy for ~20 actions.
+        u = self.rng_.random()
+        acc, j = 0.0, -1
+        for i, q in enumerate(probs):
+            if q > 0.0:
+                j = i
+                acc += q
+                if u < acc:
+                    break
         a = int(idx[j])
-        exploration = bool(s.value[j] < s.value.max() - 1e-12)
+        values = s.value.tolist()
+        exploration = values[j] < max(values) - 1e-12
         explanation: dict[str, Any] = {"exploration": exploration}
         if reasons:
             explanation["no_explore"] = reasons
@@ -458,11 +465,13 @@ class Policy(ABC):
             explanation["guardrails"] = notes
         contrib = self._contributions(x, a)
         if contrib is not None:
-            nz = np.flatnonzero(contrib)
-            top = nz[np.argsort(-np.abs(contrib[nz]))[:3]]
+            mag = np.abs(contrib)
+            top = np.argpartition(mag, -3)[-3:] if mag.shape[0] > 3 else np.arange(mag.shape[0])
+            ranked = sorted(top.tolist(), key=lambda t: -mag[t])
             explanation["top_features"] = [
                 {"feature": self.feature_names_[t], "contribution": round(float(contrib[t]), 6)}
-                for t in top
+                for t in ranked
+                if mag[t] > 0
             ]
         explanation.update(self._explain_extra(context, a))
         decision = Decision(
@@ -470,9 +479,9 @@ class Policy(ABC):
             ts=now,
             decision_point=self.decision_point,
             action=self.actions[a],
-            propensity=float(p[j]),
+            propensity=probs[j],
             candidates=allowed,
-            probabilities=p.tolist(),
+            probabilities=probs,
             policy=self.name,
             policy_version=self.version,
             context=dict(context),

@@ -37,7 +37,10 @@ Matcher = Callable[[Any], bool]
 
 def lookup(context: Mapping[str, Any], key: str) -> Any:
     """The value at a (dotted) key of a context, or a private sentinel when missing."""
-    value: Any = context
+    if "." not in key:
+        value = context.get(key, _MISSING)
+        return _MISSING if value is None else value
+    value = context
     for part in key.split("."):
         if isinstance(value, Mapping) and part in value:
             value = value[part]
@@ -81,6 +84,8 @@ def _scalar(spec: Any, where: str) -> Matcher:
         return lambda v: v is not _MISSING and _as_float(v) == target
     if isinstance(spec, str):
         pattern = spec.strip().lower()
+        if not any(ch in pattern for ch in "*?["):
+            return lambda v: v is not _MISSING and str(v).strip().lower() == pattern
         return lambda v: v is not _MISSING and fnmatchcase(str(v).strip().lower(), pattern)
     raise PlanError(
         f"Condition {where} must be a string, number, boolean, list or operator mapping. "

@@ -25,8 +25,8 @@ class ContextSchema:
 
     Layout: ``[bias, segment one-hot (+unknown), intent one-hot (+unknown), channel one-hot
     (+unknown), numeric features, segment x intent crosses (if cross)]``. Numeric features
-    are read from ``context["features"][name]`` (then ``context[name]``); missing or
-    non-finite values become 0.
+    are read from ``context["features"][name]`` (then ``context[name]``); booleans and
+    numeric strings count as numbers; missing, non-numeric or non-finite values become 0.
 
     Examples
     --------
@@ -118,6 +118,18 @@ class ContextSchema:
         )
 
 
+def _number(value: Any) -> float:
+    """A feature value as a float: numbers, booleans and numeric strings; else 0."""
+    if isinstance(value, bool | int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return 0.0
+    return 0.0
+
+
 @dataclass
 class Featurizer:
     """Turns one context dict (or many) into the vector described by a :class:`ContextSchema`.
@@ -168,19 +180,41 @@ class Featurizer:
         x[self._o_chan + chan] = 1.0
         if self.schema.numeric:
             feats = context.get("features") or {}
-            for j, name in enumerate(self.schema.numeric):
-                v = feats.get(name, context.get(name))
-                if isinstance(v, bool):
-                    v = float(v)
-                if isinstance(v, int | float) and np.isfinite(v):
-                    x[self._o_num + j] = float(v)
+            vals = [feats.get(n, context.get(n)) for n in self.schema.numeric]
+            try:  # fast path: every value is a number (or a numeric string / boolean)
+                arr = np.array(vals, dtype=float)
+            except (TypeError, ValueError):
+                arr = np.array([_number(v) for v in vals], dtype=float)
+            arr[~np.isfinite(arr)] = 0.0
+            x[self._o_num : self._o_cross] = arr
         if self.schema.cross:
             x[self._o_cross + seg * self._n_int + intent] = 1.0
         return x
 
     def transform(self, contexts: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """The feature matrix of many contexts, one row each."""
-        X = np.zeros((len(contexts), self.dim))
-        for i, c in enumerate(contexts):
-            self.transform_one(c, out=X[i])
+        """The feature matrix of many contexts, one row each (equal to ``transform_one``
+        row by row)."""
+        n = len(contexts)
+        X = np.zeros((n, self.dim))
+        if n == 0:
+            return X
+        idx = np.array([self._indices(c) for c in contexts], dtype=np.intp).reshape(n, 3)
+        rows = np.arange(n)
+        X[:, 0] = 1.0
+        X[rows, self._o_seg + idx[:, 0]] = 1.0
+        X[rows, self._o_int + idx[:, 1]] = 1.0
+        X[rows, self._o_chan + idx[:, 2]] = 1.0
+        if self.schema.cross:
+            X[rows, self._o_cross + idx[:, 0] * self._n_int + idx[:, 1]] = 1.0
+        if self.schema.numeric:
+            o = self._o_num
+            for i, c in enumerate(contexts):
+                feats = c.get("features") or {}
+                vals = [feats.get(name, c.get(name)) for name in self.schema.numeric]
+                try:
+                    X[i, o : self._o_cross] = np.array(vals, dtype=float)
+                except (TypeError, ValueError):
+                    X[i, o : self._o_cross] = [_number(v) for v in vals]
+            block = X[:, o : self._o_cross]
+            block[~np.isfinite(block)] = 0.0
         return X

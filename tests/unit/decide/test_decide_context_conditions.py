@@ -48,7 +48,13 @@ def test_unknown_values_go_to_unknown_slots_and_missing_numbers_to_zero() -> Non
                 "segment": st.sampled_from(["a", "b", "c", None]),
                 "intent": st.sampled_from(["x", "y", "q"]),
                 "features": st.dictionaries(
-                    st.just("n"), st.floats(-1e6, 1e6, allow_nan=False), max_size=1
+                    st.just("n"),
+                    st.none()
+                    | st.booleans()
+                    | st.integers(-5, 5)
+                    | st.floats(allow_nan=True, allow_infinity=True)
+                    | st.text(max_size=3),
+                    max_size=1,
                 ),
             }
         ),
@@ -61,6 +67,7 @@ def test_batch_equals_one_at_a_time(contexts: list[dict]) -> None:
     X = f.transform(contexts)
     for i, c in enumerate(contexts):
         np.testing.assert_array_equal(X[i], f.transform_one(c))
+    assert np.isfinite(X).all()
     # bias + one segment, one intent, one channel and one cross slot per row
     numeric = SCHEMA.feature_names().index("features.n")
     onehots = np.delete(X, numeric, axis=1)
