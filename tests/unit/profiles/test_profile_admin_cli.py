@@ -95,3 +95,19 @@ def test_store_url_from_environment(tmp_path: Path) -> None:
     s = open_store(env_url)
     assert [k.tenant for k in s.list_keys()] == ["t1"]  # type: ignore[attr-defined]
     s.close()
+
+
+@pytest.mark.integration
+def test_db_upgrade_and_keys_on_postgresql(postgres_url: str) -> None:
+    up = runner.invoke(app, ["db", "upgrade", "--store", postgres_url])
+    assert up.exit_code == 0 and "applied 0002_api_keys" in up.output, up.output
+    created = runner.invoke(
+        app,
+        ["keys", "create", "--tenant", "acme", "--scopes", "events:write", "--store", postgres_url],
+    )
+    assert created.exit_code == 0, created.output
+    secret = created.stdout.strip().splitlines()[-1]
+    store = open_store(postgres_url)
+    key = store.find_key(secret)  # type: ignore[attr-defined]
+    assert key is not None and key.scopes == frozenset({"events:write"})
+    store.close()
