@@ -32,7 +32,7 @@ columns:
   is_vip: boolean
   monthly_spend: numeric
 events: [behavioral, contextual, feedback]
-pca: 0.9
+pca: 0.7
 """
 
 

@@ -262,7 +262,7 @@ def event_features(agg: Mapping[str, Any], as_of: datetime) -> dict[str, float |
     out["csat_last"] = None if agg["csat_last"] is None else float(agg["csat_last"][2])
     nps_last = None if agg["nps_last"] is None else float(agg["nps_last"][2])
     out["nps_last"] = nps_last
-    cat = nps_category(nps_last)
+    nps_cat = nps_category(nps_last)
     for name in ("promoter", "passive", "detractor"):
-        out[f"nps_{name}"] = 1.0 if cat == name else 0.0
+        out[f"nps_{name}"] = 1.0 if nps_cat == name else 0.0
     return out

@@ -103,7 +103,7 @@ class KMeansSegmenter(BaseSegmenter):
         k_max: int = 12,
         n_init: int = 4,
         silhouette_rows: int = 2000,
-        sweep_rows: int = 100_000,
+        sweep_rows: int = 50_000,
         minibatch_rows: int = 100_000,
         seed: int = 0,
     ) -> None:
@@ -147,7 +147,7 @@ class KMeansSegmenter(BaseSegmenter):
                 Xs,
                 range(self.k_min, k_max + 1),
                 seed=seed,
-                n_init=max(1, min(self.n_init, 2)),
+                n_init=self.n_init,
                 silhouette_rows=self.silhouette_rows,
                 minibatch_rows=self.minibatch_rows,
             )
