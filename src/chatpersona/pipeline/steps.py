@@ -29,6 +29,7 @@ from chatpersona.stream.windows import (
     apply_event,
     is_late,
     new_window_state,
+    prune_state,
     window_features,
 )
 
@@ -309,6 +310,7 @@ class Window(Step):
                 device=ev.device,
                 payload=ev.payload,
                 config=ctx.windows,
+                prune=False,
             )
             if ctx.aggregates is not None and st.get("agg") is not None:
                 ctx.aggregates[1](
@@ -336,6 +338,8 @@ class Window(Step):
             item.result = EventResult("processed", ev.event_id, ev.tenant, ev.user_id)
             touched[key] = None
         batch.touched = list(touched)
+        for key in batch.touched:
+            prune_state(batch.states[key]["w"], ctx.windows)
 
 
 class Features(Step):

@@ -34,6 +34,7 @@ from chatpersona.stream.windows import (
     apply_event,
     is_late,
     new_window_state,
+    prune_state,
     window_features,
     window_summary,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "open_state",
     "open_transport",
     "parse_event",
+    "prune_state",
     "register_state",
     "register_transport",
     "shard_of",

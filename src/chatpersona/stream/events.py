@@ -144,6 +144,12 @@ def parse_event(raw: bytes | str | dict[str, Any] | Event) -> Event:
                 value=size,
             )
         try:
+            # Fast path: pydantic parses and validates the JSON in one go; any failure
+            # takes the slow path below, which names the precise reason.
+            return Event.model_validate_json(raw)
+        except (pydantic.ValidationError, ValueError):
+            pass
+        try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise EventRejected(f"event is not valid JSON: {exc}", code="not_json") from exc

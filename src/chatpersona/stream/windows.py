@@ -21,6 +21,7 @@ __all__ = [
     "apply_event",
     "is_late",
     "new_window_state",
+    "prune_state",
     "window_features",
     "window_summary",
 ]
@@ -92,8 +93,12 @@ def apply_event(
     device: str | None,
     payload: dict[str, Any],
     config: WindowConfig,
+    prune: bool = True,
 ) -> None:
-    """Fold one (deduplicated, not late) event into ``state`` in place."""
+    """Fold one (deduplicated, not late) event into ``state`` in place.
+
+    ``prune=False`` leaves dropping expired buckets to a later :func:`prune_state` call
+    (the pipeline prunes once per user per batch; the result is the same)."""
     state["events"] += 1
     state["by_type"][type] = state["by_type"].get(type, 0) + 1
     hour = str(int(ts // HOUR))
@@ -101,16 +106,26 @@ def apply_event(
 
     # Sessions: the connected components of event times closer than the gap.
     gap = config.session_gap_s
-    lo, hi = ts, ts
-    kept = []
-    for start, end in state["sessions"]:
-        if start - gap <= ts <= end + gap:
-            lo, hi = min(lo, start), max(hi, end)
-        else:
-            kept.append([start, end])
-    kept.append([lo, hi])
-    kept.sort()
-    state["sessions"] = kept
+    sessions = state["sessions"]
+    last_s = sessions[-1] if sessions else None
+    if (
+        last_s is not None
+        and last_s[0] - gap <= ts <= last_s[1] + gap
+        and (len(sessions) == 1 or ts > sessions[-2][1] + gap)
+    ):
+        # The common case, an event in (or just after) the newest session.
+        last_s[0], last_s[1] = min(last_s[0], ts), max(last_s[1], ts)
+    else:
+        lo, hi = ts, ts
+        kept = []
+        for start, end in sessions:
+            if start - gap <= ts <= end + gap:
+                lo, hi = min(lo, start), max(hi, end)
+            else:
+                kept.append([start, end])
+        kept.append([lo, hi])
+        kept.sort()
+        state["sessions"] = kept
 
     last = state["last"]
     for name, value in (
@@ -139,10 +154,14 @@ def apply_event(
 
     if state["max_ts"] is None or ts > state["max_ts"]:
         state["max_ts"] = ts
-    _prune(state, config)
+    if prune:
+        prune_state(state, config)
 
 
-def _prune(state: dict[str, Any], config: WindowConfig) -> None:
+def prune_state(state: dict[str, Any], config: WindowConfig) -> None:
+    """Drop buckets, sessions and chats older than the horizon plus the lateness."""
+    if state["max_ts"] is None:
+        return
     cutoff = state["max_ts"] - config.horizon_s - config.allowed_lateness_s
     cut_hour = int(cutoff // HOUR)
     hours = state["hours"]
