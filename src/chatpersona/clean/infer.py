@@ -122,7 +122,10 @@ def _infer_column(
             note="numbers stored as text" if raw.dtype == pl.Utf8 else "numbers",
         )
 
-    date_share = _share(sample, lambda v: parse_datetime(v, True, "s") is not None)
+    date_share = max(
+        _share(sample, lambda v, f=first: parse_datetime(v, f, "s") is not None)
+        for first in (True, False)
+    )
     if date_share >= 0.9:
         dayfirst, why = _dayfirst(sample)
         has_time = any(_TIME_PART.search(v) for v in sample[:2000])
