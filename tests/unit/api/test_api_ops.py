@@ -117,6 +117,23 @@ def test_segments_from_a_model_directory(
     assert client.get("/api/segments", headers=rw).json()["model_version"] == "v4"
 
 
+def test_segments_follow_the_registry_s_active_version(
+    make_client: Callable[..., TestClient], rw: dict[str, str], tmp_path: Path
+) -> None:
+    root = tmp_path / "registry"
+    for version, name in (("v1", "Old"), ("v2", "New")):
+        (root / "versions" / version).mkdir(parents=True)
+        report = {"model": {"version": version}, "segments": [{"id": "s0", "name": name}]}
+        (root / "versions" / version / "report.json").write_text(json.dumps(report))
+    (root / "ACTIVE").write_text(json.dumps({"version": "v1"}))
+    client = make_client(settings_=Settings(model_dir=str(root), rate_limit_per_minute=0))
+    first = client.get("/api/segments", headers=rw).json()
+    assert first["model_version"] == "v1" and first["segments"][0]["name"] == "Old"
+    (root / "ACTIVE").write_text(json.dumps({"version": "v2"}))  # activation switch
+    second = client.get("/api/segments/s0", headers=rw).json()
+    assert second["name"] == "New"
+
+
 def test_segments_from_a_service_and_without_a_model(
     make_client: Callable[..., TestClient], rw: dict[str, str]
 ) -> None:
@@ -178,7 +195,7 @@ def test_factory_exposes_state_and_reads_no_environment(
     app = create_app(settings, store=store, services={"bot": "b"})
     assert app.state.settings is settings
     assert app.state.store is store
-    assert app.state.services == {"bot": "b"}
+    assert app.state.services["bot"] == "b"  # other routers' setup() may add their own
     # Without a store the factory opens settings.store_url (not the environment's).
     owned = create_app(settings)
     assert isinstance(owned.state.store, MemoryStore)

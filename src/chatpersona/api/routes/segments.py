@@ -3,13 +3,13 @@
 
 The source is ``services["segments"]`` when set (an object with ``report() -> dict``, or a
 directory), else ``settings.model_dir``: either a model directory holding ``report.json``
-or a model registry root whose active version holds it. The report is re-read when its
+or a :class:`~chatpersona.segment.registry.ModelRegistry` root (``ACTIVE`` +
+``versions/<version>/``) whose active version holds it. The report is re-read when its
 file changes, so activating a new model version needs no restart.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import threading
 from pathlib import Path
@@ -69,7 +69,8 @@ class SegmentCatalog:
             report = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise DataError("Cannot read the segment report", file=str(path)) from exc
-        version, segments = _parse(report, path.parent.name)
+        in_registry = path.parent.parent.name == "versions"
+        version, segments = _parse(report, path.parent.name if in_registry else None)
         with self._lock:
             self._cached = (stamp, version, segments)
         return version, segments
@@ -85,37 +86,21 @@ def _report_path(root: Path) -> Path | None:
 
 
 def _active_dir(root: Path) -> Path | None:
-    """The active version's directory of a registry root, if ``root`` is one."""
-    registry_module: Any = None
-    try:
-        registry_module = importlib.import_module("chatpersona.segment.registry")
-    except ModuleNotFoundError as exc:
-        if exc.name != "chatpersona.segment.registry":
-            raise
-    if registry_module is not None and hasattr(registry_module, "ModelRegistry"):
-        reg = registry_module.ModelRegistry(root)
-        for name in ("active_dir", "active_path"):
-            fn = getattr(reg, name, None)
-            if callable(fn):
-                found = fn()
-                return Path(found) if found is not None else None
-    for pointer in ("ACTIVE", "active", "CURRENT", "current"):
-        candidate = root / pointer
-        if candidate.is_dir():
-            return candidate
-        if candidate.is_file():
-            name = candidate.read_text(encoding="utf-8").strip()
-            if name and (root / name).is_dir():
-                return root / name
-            if name and (root / "versions" / name).is_dir():
-                return root / "versions" / name
-    return None
+    """The active version's directory when ``root`` is a model registry root."""
+    if not (root / "ACTIVE").is_file():
+        return None
+    from chatpersona.segment.registry import ModelRegistry
+
+    registry = ModelRegistry(root)
+    version = registry.active_version()
+    return registry.path(version) if version is not None else None
 
 
 def _parse(report: Any, default_version: str | None) -> tuple[str | None, list[dict[str, Any]]]:
     if not isinstance(report, dict):
         return default_version, []
-    version = report.get("model_version") or report.get("version") or default_version
+    model = report.get("model") if isinstance(report.get("model"), dict) else {}
+    version = report.get("model_version") or model.get("version") or default_version
     segments = [s for s in report.get("segments", []) if isinstance(s, dict)]
     out = []
     for seg in segments:
