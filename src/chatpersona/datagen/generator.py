@@ -445,6 +445,44 @@ def _format_amount(whole: pl.Expr, cents: pl.Expr, thousands: str, decimal: str)
     return pl.concat_str(body, pl.lit(decimal), cents.cast(pl.String).str.zfill(2))
 
 
+def _signup_strings(day: np.ndarray, kind: np.ndarray, epoch_sec: np.ndarray) -> pl.Series:
+    """Signup dates in four formats, from per-day vocabularies (few distinct days)."""
+    first = int(day.min())
+    days = pl.from_epoch(
+        pl.Series(np.arange(first, int(day.max()) + 1, dtype=np.int64)), time_unit="d"
+    )
+    n_days = days.len()
+    vocab = pl.concat(
+        [days.dt.strftime(f) for f in ("%Y-%m-%d", "%d/%m/%Y", "%b %-d %Y")]
+        + [pl.Series([""], dtype=pl.String)]
+    )
+    idx = np.where(kind < 3, kind * n_days + (day - first), 3 * n_days)
+    text = vocab.gather(pl.Series(idx, dtype=pl.UInt32))
+    epoch = pl.Series(epoch_sec).cast(pl.String)
+    return pl.select(pl.when(pl.Series(kind == 3)).then(epoch).otherwise(text)).to_series()
+
+
+def _iso_seconds(seconds: np.ndarray) -> pl.Series:
+    """``YYYY-MM-DDTHH:MM:SSZ`` for epoch seconds, assembled as fixed-width bytes."""
+    day = seconds // _SECONDS_PER_DAY
+    first = int(day.min())
+    days = pl.from_epoch(
+        pl.Series(np.arange(first, int(day.max()) + 1, dtype=np.int64)), time_unit="d"
+    )
+    out = np.empty((seconds.shape[0], 20), dtype=np.uint8)
+    out[:, :11] = _take_rows(_ascii_rows(days.dt.strftime("%Y-%m-%dT").to_list()), day - first)
+    out[:, 11:] = _take_rows(_clock_rows(), seconds % _SECONDS_PER_DAY)
+    return _fixed_width(out)
+
+
+@lru_cache(maxsize=1)
+def _clock_rows() -> np.ndarray:
+    """``HH:MM:SSZ`` for every second of a day, as a ``(86400, 9)`` byte array."""
+    clock = np.arange(_SECONDS_PER_DAY, dtype=np.int64)
+    text = pl.from_epoch(pl.Series(clock), time_unit="s").dt.strftime("%H:%M:%SZ")
+    return _ascii_rows(text.to_list())
+
+
 def _users_frame(pop: _Population, rng: np.random.Generator) -> tuple[pl.DataFrame, dict[str, int]]:
     n = pop.n
     window = pop.window
@@ -553,9 +591,7 @@ def _users_frame(pop: _Population, rng: np.random.Generator) -> tuple[pl.DataFra
     frame = pl.DataFrame(
         {
             "user_id": _user_ids(n).gather(pl.Series(row_user, dtype=pl.UInt32)),
-            "_signup": pl.from_epoch(pl.Series(signup_sec), time_unit="s"),
-            "_epoch": pl.Series(epoch_sec),
-            "_date_kind": pl.Series(date_kind, dtype=pl.Int8),
+            "signup_date": _signup_strings(pop.signup_day[row_user], date_kind, epoch_sec),
             "_age": pl.Series(age_val),
             "_age_missing": pl.Series(age_missing),
             "_gender": _pick(gender_vocab, gender_idx),
@@ -580,7 +616,7 @@ def _users_frame(pop: _Population, rng: np.random.Generator) -> tuple[pl.DataFra
             "_email_kind": pl.Series(email_kind, dtype=pl.Int8),
             "_notes": _pick(_NOTES, notes_idx),
             "_notes_blank": pl.Series(notes_blank),
-            "_updated": pl.from_epoch(pl.Series(updated), time_unit="s"),
+            "updated_at": _iso_seconds(updated),
         }
     )
     c = pl.col
@@ -590,13 +626,7 @@ def _users_frame(pop: _Population, rng: np.random.Generator) -> tuple[pl.DataFra
     )
     frame = frame.select(
         "user_id",
-        signup_date=pl.when(c("_date_kind") == 0)
-        .then(c("_signup").dt.strftime("%Y-%m-%d"))
-        .when(c("_date_kind") == 1)
-        .then(c("_signup").dt.strftime("%d/%m/%Y"))
-        .when(c("_date_kind") == 2)
-        .then(c("_signup").dt.strftime("%b %-d %Y"))
-        .otherwise(c("_epoch").cast(pl.String)),
+        "signup_date",
         age=pl.when(c("_age_missing")).then(None).otherwise(c("_age").cast(pl.String)),
         gender=pl.when(c("_gender_blank")).then(None).otherwise(c("_gender")),
         region=c("region"),
@@ -633,7 +663,7 @@ def _users_frame(pop: _Population, rng: np.random.Generator) -> tuple[pl.DataFra
         .then(pl.concat_str(pl.lit("  "), email, pl.lit(" ")))
         .otherwise(email),
         notes=pl.when(c("_notes_blank")).then(None).otherwise(c("_notes")),
-        updated_at=c("_updated").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        updated_at=c("updated_at"),
     )
     perm = rng.permutation(rows)
     return frame[perm], mess
@@ -677,6 +707,22 @@ def expected_events_per_user(events_per_user: float | None = None) -> float:
     scale = _rate_scale(events_per_user)
     total = sum(s.share for s in SEGMENTS)
     return sum(s.share * (1 + s.chat_rate * scale) * _events_per_chat(s) for s in SEGMENTS) / total
+
+
+def _argsort_stable(values: np.ndarray) -> np.ndarray:
+    """Stable argsort of int64 values, by a (multithreaded) Polars sort of unique keys.
+
+    Ties are broken by position inside the key itself, so the result does not depend on
+    the sort algorithm or the number of threads.
+    """
+    n = int(values.shape[0])
+    low = int(values.min()) if n else 0
+    span = (int(values.max()) - low + 1) if n else 1
+    shift = max(n - 1, 1).bit_length()
+    if span.bit_length() + shift > 62:
+        return np.argsort(values, kind="stable")
+    key = ((values - low) << np.int64(shift)) | np.arange(n, dtype=np.int64)
+    return pl.Series(key).arg_sort().to_numpy()
 
 
 @dataclass(frozen=True)
@@ -759,34 +805,42 @@ def _simulate(pop: _Population, rng: np.random.Generator, events_per_user: float
     nps_val = np.rint(2 * csat - 1 + rng.normal(0, 1.3, n_chats) + _seg_vector("nps_shift")[cseg])
     nps = np.where(has_nps, np.clip(nps_val, 0, 10), -1).astype(np.int64)
 
-    # Events of each chat: started, n_msg messages, ended, optional feedback.
+    # Events of each chat: started, n_msg messages, ended, optional feedback. Work on the
+    # few per-chat positions (scatter) rather than comparing every event.
     k = 2 + n_msg + has_fb.astype(np.int64)
     n_events = int(k.sum())
-    ev_chat = np.repeat(np.arange(n_chats, dtype=np.int64), k)
     first = np.cumsum(k) - k
-    pos = np.arange(n_events, dtype=np.int64) - np.repeat(first, k)
-    m_rep = np.repeat(n_msg, k)
-    ev_type = np.where(pos == 0, 0, np.where(pos <= m_rep, 1, np.where(pos == m_rep + 1, 2, 3)))
-    u_gap = rng.random(n_events)
-    gap = np.select(
-        [pos == 0, pos == 1, ev_type == 1, ev_type == 3],
-        [0.0, 2 + np.floor(u_gap * 29), 10 + np.floor(u_gap * 111), 5 + np.floor(u_gap * 896)],
-        default=0.0,
-    ).astype(np.int64)
     ended = first + n_msg + 1
-    offset = np.cumsum(gap)
-    last_msg = offset[ended] - offset[first]
-    gap[ended] = np.maximum(5, np.rint(handle).astype(np.int64) - last_msg)
-    offset = np.cumsum(gap)
-    ts = np.repeat(start_ts, k) + offset - np.repeat(offset[first], k)
-    handle_tenths = (ts[ended] - start_ts) * 10 + rng.integers(0, 10, n_chats)
-    ev_intent = intent[ev_chat]
-    ev_utt = table.utt_offset[ev_intent] + np.floor(
-        rng.random(n_events) * table.utt_count[ev_intent]
+    fb_idx = ended[has_fb] + 1
+    ev_type = np.ones(n_events, dtype=np.int8)  # message unless set below
+    ev_type[first] = 0
+    ev_type[ended] = 2
+    ev_type[fb_idx] = 3
+    # Seconds since the chat's previous event: first message 2..30, later ones 10..120,
+    # chat_ended completes the handling time, feedback 5..900 after the end.
+    u_gap = rng.random(n_events)
+    gap = (10 + u_gap * 111).astype(np.int64)
+    gap[first + 1] = (2 + u_gap[first + 1] * 29).astype(np.int64)
+    gap[first] = 0
+    gap[ended] = 0
+    gap[fb_idx] = 0
+    last_msg = np.add.reduceat(gap, first)
+    end_gap = np.maximum(5, np.rint(handle).astype(np.int64) - last_msg)
+    gap[ended] = end_gap
+    fb_gap = np.zeros(n_chats, dtype=np.int64)
+    fb_gap[has_fb] = (5 + u_gap[fb_idx] * 896).astype(np.int64)
+    gap[fb_idx] = fb_gap[has_fb]
+    # One cumulative sum gives absolute times: each chat's first event jumps to its start.
+    chat_end = start_ts + last_msg + end_gap + fb_gap
+    gap[first] = start_ts - np.concatenate([[0], chat_end[:-1]])
+    ts = np.cumsum(gap)
+    handle_tenths = (last_msg + end_gap) * 10 + rng.integers(0, 10, n_chats)
+    ev_chat = np.repeat(np.arange(n_chats, dtype=np.int64), k)
+    ev_utt = table.utt_offset[intent][ev_chat] + (
+        rng.random(n_events) * table.utt_count[intent][ev_chat]
     ).astype(np.int64)
     salt = int(rng.integers(0, 2**63))
-
-    by_ts = np.argsort(ts, kind="stable")
+    by_ts = _argsort_stable(ts)
     return _Events(
         chat_user=chat_user,
         chat_rank=chat_rank,
@@ -1001,10 +1055,7 @@ class _LineWriter:
                 for d in DEVICES
             ]
         )
-        clock = np.arange(_SECONDS_PER_DAY, dtype=np.int64)
-        self.clock_rows = _ascii_rows(
-            pl.from_epoch(pl.Series(clock), time_unit="s").dt.strftime("%H:%M:%SZ").to_list()
-        )
+        self.clock_rows = _clock_rows()
 
     def chunk(self, start: int, stop: int) -> pl.DataFrame:
         ev = self.ev
