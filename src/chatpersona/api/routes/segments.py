@@ -99,7 +99,9 @@ def _active_dir(root: Path) -> Path | None:
 def _parse(report: Any, default_version: str | None) -> tuple[str | None, list[dict[str, Any]]]:
     if not isinstance(report, dict):
         return default_version, []
-    model = report.get("model") if isinstance(report.get("model"), dict) else {}
+    model = report.get("model")
+    if not isinstance(model, dict):
+        model = {}
     version = report.get("model_version") or model.get("version") or default_version
     segments = [s for s in report.get("segments", []) if isinstance(s, dict)]
     out = []
