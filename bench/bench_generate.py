@@ -17,6 +17,7 @@ import argparse
 import csv
 import json
 import multiprocessing as mp
+import os
 import platform
 import random
 import resource
@@ -152,6 +153,7 @@ def _run(kind: str, n_users: int, seed: int, out: str, queue: Any) -> None:
             "stages_s": stages,
         }
     seconds = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     size = sum(p.stat().st_size for p in Path(out).iterdir())
     queue.put(
         info
@@ -159,6 +161,9 @@ def _run(kind: str, n_users: int, seed: int, out: str, queue: Any) -> None:
             "kind": kind,
             "n_users": n_users,
             "seconds": round(seconds, 3),
+            # CPU seconds of the process (all threads, includes imports): a figure less
+            # sensitive than wall time to other work sharing the two cores.
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
             "users_per_s": round(n_users / seconds, 1),
             "events_per_s": round(info["n_events"] / seconds, 1),
             "bytes_written": size,
@@ -190,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tmp", type=Path, default=None, help="scratch directory (default: temp)")
     args = parser.parse_args(argv)
 
+    load_before = os.getloadavg()[0]
     root = Path(tempfile.mkdtemp(prefix="bench-generate-", dir=args.tmp))
     try:
         naive = _measure("naive", args.baseline_users, args.seed, root)
@@ -201,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "generate",
         "command": "python bench/bench_generate.py " + " ".join(argv or sys.argv[1:]),
         "machine": {"python": platform.python_version(), "cpus": mp.cpu_count()},
+        "load_avg_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "target_seconds": TARGET_SECONDS,
         "target_met": ours["seconds"] < TARGET_SECONDS,
         "baseline": naive,
