@@ -32,21 +32,26 @@ class _LinearArms(Policy):
         self.b_ = np.zeros((n_actions, dim))
         self.theta_ = np.zeros((n_actions, dim))
         self.counts_ = np.zeros(n_actions, dtype=np.int64)
-        # A 2-D view: one BLAS call computes A_inv[a] @ x for every action at once.
-        self._A2 = self.A_inv_.reshape(n_actions * dim, dim)
+        # Scoring reads a float32 copy of the inverses (half the memory traffic; the
+        # confidence width does not need more precision), laid out 2-D so one BLAS call
+        # computes A_inv[a] @ x for every action. Learning stays in float64.
+        self._A32 = self.A_inv_.astype(np.float32)
+        self._A2 = self._A32.reshape(n_actions * dim, dim)
         self._dim = dim
 
     def _update(self, x: np.ndarray, action: int, reward: float) -> None:
         A_inv = self.A_inv_[action]
         Ax = A_inv @ x
         A_inv -= np.outer(Ax, Ax) / (1.0 + x @ Ax)
+        self._A32[action] = A_inv
         self.b_[action] += reward * x
         self.theta_[action] = A_inv @ self.b_[action]
         self.counts_[action] += 1
 
     def _mean_var(self, x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean = self.theta_ @ x
-        var = (self._A2 @ x).reshape(-1, self._dim) @ x
+        x32 = x.astype(np.float32)
+        var = ((self._A2 @ x32).reshape(-1, self._dim) @ x32).astype(np.float64)
         if idx.shape[0] != mean.shape[0]:
             mean, var = mean[idx], var[idx]
         return mean, np.maximum(var, 0.0)
@@ -59,10 +64,10 @@ class _LinearArms(Policy):
         var = np.empty_like(mean)
         k, d = idx.shape[0], self._dim
         # One GEMM for all actions: (rows, d) @ (d, k*d), in row chunks to bound memory.
-        stacked = self.A_inv_[idx].transpose(1, 0, 2).reshape(d, k * d)
+        stacked = self._A32[idx].transpose(1, 0, 2).reshape(d, k * d)
         chunk = max(1, 1 << 22 >> max(1, (k * d).bit_length()))
         for start in range(0, X.shape[0], chunk):
-            Xc = X[start : start + chunk]
+            Xc = X[start : start + chunk].astype(np.float32)
             AX = (Xc @ stacked).reshape(Xc.shape[0], k, d)
             var[start : start + chunk] = np.einsum("nkd,nd->nk", AX, Xc)
         return mean, np.maximum(var, 0.0)

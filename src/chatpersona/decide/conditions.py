@@ -199,7 +199,10 @@ class Condition:
         self._parts = [(k, _compile_spec(s, f"{where}.{k}")) for k, s in self.when.items()]
 
     def __call__(self, context: Mapping[str, Any]) -> bool:
-        return all(m(lookup(context, k)) for k, m in self._parts)
+        for key, matcher in self._parts:  # a plain loop: this runs on every decision
+            if not matcher(lookup(context, key)):
+                return False
+        return True
 
     def __repr__(self) -> str:
         return f"Condition({self.when!r})"
