@@ -24,6 +24,7 @@ from chatpersona.decide.base import (
 from chatpersona.decide.conditions import Condition
 from chatpersona.decide.context import ContextSchema, Featurizer
 from chatpersona.decide.engine import DecisionEngine, RewardResult, build_context
+from chatpersona.decide.evaluate import Estimate, EvaluationResult, RewardModel, evaluate_policy
 from chatpersona.decide.log import (
     JsonlDecisionLog,
     LoggedDecision,
@@ -38,8 +39,10 @@ from chatpersona.decide.points import (
     load_policy_spec,
     make_policy,
 )
+from chatpersona.decide.report import render_simulation_html, write_simulation_html
 from chatpersona.decide.rewards import RewardRule
 from chatpersona.decide.rules import Rule, RulePolicy
+from chatpersona.decide.simulate import SimulationResult, Simulator, World, default_world
 
 __all__ = [
     "POLICIES",
@@ -54,6 +57,8 @@ __all__ = [
     "DecisionPoint",
     "DecisionSink",
     "EpsilonGreedy",
+    "Estimate",
+    "EvaluationResult",
     "Featurizer",
     "FixedPolicy",
     "Guardrails",
@@ -63,14 +68,22 @@ __all__ = [
     "LoggedDecision",
     "MemoryDecisionLog",
     "Policy",
+    "RewardModel",
     "RewardResult",
     "RewardRule",
     "Rule",
     "RulePolicy",
     "Scores",
+    "SimulationResult",
+    "Simulator",
     "UniformRandom",
+    "World",
     "build_context",
+    "default_world",
+    "evaluate_policy",
     "load_policy_spec",
     "make_policy",
     "read_decision_log",
+    "render_simulation_html",
+    "write_simulation_html",
 ]
