@@ -2,7 +2,8 @@
 
 Measures, for memory (the baseline), SQLite (temp file), PostgreSQL (a scratch database)
 and PostgreSQL behind the Redis cache: ``merge_many`` load rate, then random ``get`` and
-``merge`` from 1 and from 8 threads (p50/p99 latency per call). Writes
+``merge`` from 1 and from 8 threads (p50/p99 latency per call), then the same ``get``
+calls again (``get_repeat_8t``: cache hits behind Redis). Writes
 bench/results/profiles.json. Needs PostgreSQL on 127.0.0.1:5432 and Redis on 6379.
 
     .venv/bin/python bench/bench_profiles.py --profiles 20000 --ops 4000
@@ -89,6 +90,8 @@ def bench_store(store: ProfileStore, n_profiles: int, n_ops: int, seed: int) -> 
     for threads in (1, 8):
         out[f"get_{threads}t"] = _timed(get, n_ops, threads)
         out[f"merge_{threads}t"] = _timed(merge, n_ops // 2, threads)
+    # The same ids again: behind a cache these are mostly hits (merges invalidated some).
+    out["get_repeat_8t"] = _timed(get, n_ops, 8)
     return out
 
 
