@@ -39,6 +39,7 @@ from chatpersona.exceptions import DataError, InputError, NotFittedError, PlanEr
 __all__ = ["CleanResult", "FittedPlan", "RecordResult", "to_polars"]
 
 TEXT_KINDS = ("id", "categorical", "text")
+MEMO_SIZE = 8192  # per column: bounded memory in a long-running worker
 
 
 @dataclass
@@ -333,6 +334,9 @@ class FittedPlan:
             for name, rule in self.plan.columns.items()
         }
         self._order = {name: i for i, name in enumerate(self.plan.columns)}
+        self._entries = {
+            name: (c._memo, c, self._order[name]) for name, c in self._cleaners.items()
+        }
 
     # ------------------------------------------------------------ one record
     def transform_record(self, row: dict[str, Any]) -> RecordResult:
@@ -345,27 +349,49 @@ class FittedPlan:
         InputError
             For a value that cannot be parsed under a rule with ``on_invalid: error``.
         """
-        self._check_fitted()
+        entries = getattr(self, "_entries", None)
+        if entries is None:
+            raise NotFittedError("FittedPlan")
         out: dict[str, Any] = {}
         reason: str | None = None
         column: str | None = None
-        rank = len(self._order)
-        cleaners = self._cleaners
+        rank = len(entries)
         keep = self.plan.unplanned == "keep"
-        keys = list(row)
-        keys += [c for c in cleaners if c not in row]
-        for key in keys:
-            cleaner = cleaners.get(key)
-            if cleaner is None:
+        seen = 0
+        # Hot path for the stream worker: memo lookups inlined, no per-column method call
+        # when the raw text was seen before.
+        for key, raw in row.items():
+            entry = entries.get(key)
+            if entry is None:
                 if keep:
-                    out[key] = row[key]
+                    out[key] = raw
                 continue
-            value, extras, why = cleaner.clean(row.get(key))
+            seen += 1
+            memo, cleaner, order = entry
+            if type(raw) is str:
+                hit = memo.get(raw)
+                if hit is None:
+                    hit = cleaner._clean(raw)
+                    if cleaner.memoize and len(memo) < MEMO_SIZE:
+                        memo[raw] = hit
+            else:
+                hit = cleaner._clean(raw)
+            value, extras, why = hit
             out[key] = value
-            if extras:
+            if extras is not None:
                 out.update(extras)
-            if why is not None and self._order[key] < rank:
-                rank, reason, column = self._order[key], why, key
+            if why is not None and order < rank:
+                rank, reason, column = order, why, key
+        if seen < len(entries):  # planned columns absent from the record count as missing
+            for key, (_memo, cleaner, order) in entries.items():
+                if key in row:
+                    continue
+                value, extras, why = cleaner.clean(None)
+                out[key] = value
+                if extras is not None:
+                    out.update(extras)
+                if why is not None and order < rank:
+                    rank, reason, column = order, why, key
         if reason is not None:
             return RecordResult(ok=False, record=None, reason=reason, column=column)
         return RecordResult(ok=True, record=out)
@@ -461,6 +487,8 @@ class _ColumnCleaner:
         self.flag_name = f"{rule.name}_outlier" if rule.outliers.action == "flag" else None
         self.code_name = f"{rule.name}_currency" if rule.kind == "currency" else None
         self._parse = self._build_parser()
+        self._memo: dict[str, tuple[Any, dict[str, Any] | None, str | None]] = {}
+        self.memoize = rule.kind != "id"  # ids are unique: memoizing them only costs memory
 
     def _build_parser(self) -> Callable[[str], Any]:
         rule = self.rule
@@ -528,7 +556,21 @@ class _ColumnCleaner:
         return value, code, False, invalid
 
     def clean(self, raw: Any) -> tuple[Any, dict[str, Any] | None, str | None]:
-        """``(cleaned value, extra columns, reason or None)`` for one raw value."""
+        """``(cleaned value, extra columns, reason or None)`` for one raw value.
+
+        Results for text inputs are memoized per column (the mapping is pure), which is what
+        makes repeated labels, dates and small integers cost one dict lookup."""
+        if type(raw) is str:
+            hit = self._memo.get(raw)
+            if hit is not None:
+                return hit
+            result = self._clean(raw)
+            if self.memoize and len(self._memo) < MEMO_SIZE:
+                self._memo[raw] = result
+            return result
+        return self._clean(raw)
+
+    def _clean(self, raw: Any) -> tuple[Any, dict[str, Any] | None, str | None]:
         value, code, missing, invalid = self.parse(raw)
         reason: str | None = None
         if missing and self.quarantine_missing:
