@@ -447,7 +447,12 @@ class FittedFeatureSpec:
         for name, col in spec.columns.items():
             v = user_row.get(name)
             if col.kind == "numeric":
-                raw[name] = None if v is None else float(v)
+                try:
+                    raw[name] = None if v is None else float(v)
+                except (TypeError, ValueError):
+                    raise DataError(
+                        "value is not numeric", code="non_numeric", column=name, value=v
+                    ) from None
             elif col.kind == "boolean":
                 raw[name] = _as_float_bool(v)
             elif col.kind == "date":

@@ -156,3 +156,11 @@ def test_projection_of_one_row_equals_the_matrix_row(seed: int, scaling: str) ->
     full = pre.transform(X)
     for i in (0, 17, 49):
         np.testing.assert_allclose(pre.transform(X[i : i + 1])[0], full[i], atol=1e-9)
+
+
+def test_transform_one_names_a_non_numeric_value() -> None:
+    fitted = FeatureSpec.from_dict({"columns": {"age": "numeric"}}).fit(users(), as_of=AS_OF)
+    with pytest.raises(DataError) as err:
+        fitted.transform_one({"user_id": "x", "age": "old"}, None, AS_OF)
+    assert err.value.column == "age" and err.value.value == "old"
+    assert fitted.transform_one({"user_id": "x"}, None, AS_OF) == {"age": 40.0}
