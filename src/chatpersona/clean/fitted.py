@@ -32,7 +32,8 @@ from chatpersona.clean.polars_engine import (
     REASON_BY_KIND,
     as_text_frame,
     norm_synonyms,
-    parse_column,
+    parse_stage,
+    parsed_refs,
 )
 from chatpersona.exceptions import DataError, InputError, NotFittedError, PlanError
 
@@ -171,6 +172,8 @@ class FittedPlan:
                 file=source,
             )
 
+    _keep_parsed = False
+
     def fit(self, table: Any, *, source: str | None = None) -> FittedPlan:
         """Learn the statistics of every planned column from ``table``; returns ``self``."""
         return self.fit_batches([to_polars(table)], source=source)
@@ -182,12 +185,14 @@ class FittedPlan:
         parsed numbers and label counts are kept, never the raw rows); returns ``self``."""
         names = list(self.plan.columns)
         mv = self.plan.missing_values
-        exprs: list[pl.Expr] = []
-        for i, (name, rule) in enumerate(self.plan.columns.items()):
-            p = parse_column(rule, pl.col(name), mv)
-            exprs += [p.value.alias(f"v{i}"), p.missing.alias(f"m{i}"), p.invalid.alias(f"x{i}")]
-            if p.code is not None:
-                exprs.append(p.code.alias(f"c{i}"))
+        stage1: list[pl.Expr] = []
+        for i, rule in enumerate(self.plan.columns.values()):
+            stage1 += parse_stage(rule, i, mv)
+        invalid = [
+            parsed_refs(rule, i).invalid.alias(f"__x{i}")
+            for i, rule in enumerate(self.plan.columns.values())
+        ]
+        self._parsed: pl.DataFrame | None = None
         n_rows = 0
         counts: dict[str, dict[str, int]] = {n: {"n_missing": 0, "n_invalid": 0} for n in names}
         numbers: dict[str, list[pl.Series]] = {n: [] for n in names}
@@ -200,11 +205,12 @@ class FittedPlan:
                 columns_in = list(df.columns)
             n_rows += df.height
             text = as_text_frame(df.select(names), names)
-            parsed = text.lazy().select(exprs).collect()
+            parsed = text.lazy().with_columns(stage1).collect()
+            flags = parsed.select(invalid)
             for i, (name, rule) in enumerate(self.plan.columns.items()):
-                counts[name]["n_missing"] += int(parsed[f"m{i}"].sum())
-                counts[name]["n_invalid"] += int(parsed[f"x{i}"].sum())
-                values = parsed[f"v{i}"].drop_nulls().rename("value")
+                counts[name]["n_missing"] += int(parsed[f"__m{i}"].sum())
+                counts[name]["n_invalid"] += int(flags[f"__x{i}"].sum())
+                values = parsed[f"__p{i}"].drop_nulls().rename("value")
                 if rule.kind in NUMERIC_KINDS:
                     numbers[name].append(values.cast(pl.Float64))
                 elif rule.kind in ("categorical", "boolean"):
@@ -213,8 +219,10 @@ class FittedPlan:
                     numbers[name].append(pl.Series("value", [values.len()], dtype=pl.Int64))
                 if rule.kind == "currency":
                     codes[name].append(
-                        parsed[f"c{i}"].drop_nulls().rename("value").value_counts(name="n")
+                        parsed[f"__k{i}"].drop_nulls().rename("value").value_counts(name="n")
                     )
+            if self._keep_parsed:
+                self._parsed = parsed
         if columns_in is None:
             raise DataError("Cannot fit a cleaning plan on no data.", file=source)
         stats: dict[str, dict[str, Any]] = {}
@@ -419,8 +427,17 @@ class FittedPlan:
         return transform_frame(self, df, source=source)
 
     def fit_transform(self, table: Any, *, source: str | None = None) -> CleanResult:
-        """``fit`` then ``transform`` on the same table."""
-        return self.fit(table, source=source).transform(table, source=source)
+        """``fit`` then ``transform`` on the same table, parsing it only once."""
+        from chatpersona.clean.polars_engine import transform_frame
+
+        df = to_polars(table)
+        self._keep_parsed = True
+        try:
+            self.fit(df, source=source)
+            parsed, self._parsed = self._parsed, None
+        finally:
+            self._keep_parsed = False
+        return transform_frame(self, df, source=source, parsed=parsed)
 
     # ------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:

@@ -243,6 +243,24 @@ def as_text_frame(df: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     return df.with_columns(casts) if casts else df
 
 
+def parse_stage(rule: ColumnRule, i: int, missing_values: tuple[str, ...]) -> list[pl.Expr]:
+    """Stage 1 of column ``i``: the parse, materialized once as ``__p{i}`` (value),
+    ``__m{i}`` (missing) and ``__k{i}`` (currency code); later stages refer to them by name."""
+    parsed = parse_column(rule, pl.col(rule.name), missing_values)
+    stage1 = [parsed.value.alias(f"__p{i}"), parsed.missing.alias(f"__m{i}")]
+    if parsed.code is not None:
+        stage1.append(parsed.code.alias(f"__k{i}"))
+    return stage1
+
+
+def parsed_refs(rule: ColumnRule, i: int) -> Parsed:
+    """References to the stage-1 columns of column ``i``."""
+    pv, pm = pl.col(f"__p{i}"), pl.col(f"__m{i}")
+    invalid = (~pm & pv.is_null()) if rule.kind in REASON_BY_KIND else pl.lit(False)
+    code = pl.col(f"__k{i}") if rule.kind == "currency" else None
+    return Parsed(value=pv, missing=pm, invalid=invalid, code=code)
+
+
 def _lit(value: Any, dtype: pl.DataType) -> pl.Expr:
     return pl.lit(value, dtype=dtype)
 
@@ -269,19 +287,8 @@ def column_exprs(
     ``u{i}`` outlier, ``s{i}`` standardized. Returns the expressions and (helper, output name)
     pairs in output order."""
     raw = pl.col(rule.name)
-    parsed = parse_column(rule, raw, missing_values)
-    # Stage 1 materializes the parse once; stage 2 refers to it by name (small plans).
-    stage1 = [parsed.value.alias(f"__p{i}"), parsed.missing.alias(f"__m{i}")]
-    if parsed.code is not None:
-        stage1.append(parsed.code.alias(f"__k{i}"))
-    pv, pm = pl.col(f"__p{i}"), pl.col(f"__m{i}")
-    invalid = (~pm & pv.is_null()) if rule.kind in REASON_BY_KIND else pl.lit(False)
-    p = Parsed(
-        value=pv,
-        missing=pm,
-        invalid=invalid,
-        code=None if parsed.code is None else pl.col(f"__k{i}"),
-    )
+    stage1 = parse_stage(rule, i, missing_values)
+    p = parsed_refs(rule, i)
     dtype = _out_dtype(rule)
     value = p.value
     reason: pl.Expr = pl.lit(None, dtype=pl.Utf8)
@@ -339,8 +346,11 @@ def column_exprs(
     return stage1, exprs, outputs
 
 
-def transform_frame(fitted: Any, df: pl.DataFrame, *, source: str | None) -> Any:
-    """The batch transform behind :meth:`FittedPlan.transform`."""
+def transform_frame(
+    fitted: Any, df: pl.DataFrame, *, source: str | None, parsed: pl.DataFrame | None = None
+) -> Any:
+    """The batch transform behind :meth:`FittedPlan.transform`; ``parsed`` is the stage-1
+    frame already computed by ``fit`` on the same table (``fit_transform`` parses once)."""
     from chatpersona.clean.fitted import CleanResult, _decode
     from chatpersona.clean.report import build_report
     from chatpersona.exceptions import InputError
@@ -364,13 +374,8 @@ def transform_frame(fitted: Any, df: pl.DataFrame, *, source: str | None) -> Any
     reason_col = pl.coalesce(
         [pl.when(pl.col(f"__r{i}").is_not_null()).then(pl.lit(names[i])) for i in idx]
     ).alias("_column")
-    helpers = (
-        text.lazy()
-        .with_columns(stage1)
-        .with_columns(exprs[:-1])
-        .with_columns(exprs[-1], reason_col)
-        .collect()
-    )
+    start = text.lazy().with_columns(stage1) if parsed is None else parsed.lazy()
+    helpers = start.with_columns(exprs[:-1]).with_columns(exprs[-1], reason_col).collect()
     helpers = helpers.drop(
         names + [e.meta.output_name() for e in stage1 if not e.meta.output_name().startswith("__m")]
     )

@@ -127,9 +127,11 @@ def _clean_in_memory(
     progress("read", df.height)
     plan, inferred = _prepare(df, plan, fitted, paths)
     if fitted is None:
-        fitted = plan.fit(df, source=str(source))
+        fitted = FittedPlan(plan)
+        result = fitted.fit_transform(df, source=str(source))
+    else:
+        result = fitted.transform(df, source=str(source))
     progress("fit", df.height)
-    result = fitted.transform(df, source=str(source))
     progress("transform", df.height)
     write_table(result.accepted, paths.output)
     write_table(result.quarantine, paths.quarantine)

@@ -211,3 +211,13 @@ def test_accounting_adds_up_with_duplicates(rows: list[dict], copies: list[int])
     rows_seen = sorted(res.duplicates["_row"].to_list() + res.quarantine["_row"].to_list())
     assert len(set(rows_seen)) == len(rows_seen)
     assert res.accepted["user_id"].n_unique() == res.accepted.height  # one row per id
+
+
+def test_fit_transform_parses_once_and_equals_fit_then_transform() -> None:
+    plan = CleaningPlan.from_dict(MESSY_PLAN)
+    table = messy_base()
+    once = FittedPlan(plan).fit_transform(table)
+    twice = plan.fit(table).transform(table)
+    assert once.accepted.equals(twice.accepted)
+    assert once.quarantine.equals(twice.quarantine)
+    assert once.report == twice.report
