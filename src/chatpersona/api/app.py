@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from chatpersona import __version__
+from chatpersona.api.deps import AUTH_MARKER
 from chatpersona.api.errors import install_error_handlers
 from chatpersona.api.limits import BodyLimitMiddleware, TokenBucketLimiter
 from chatpersona.api.metrics import Metrics, ObservabilityMiddleware, route_templates
@@ -119,6 +120,7 @@ def create_app(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_depth=MAX_JSON_DEPTH
     )
     templates: list[tuple[re.Pattern[str], str]] = []
+    secured: set[tuple[str, str]] = set()
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics, templates=templates)
 
     modules: list[ModuleType] = [health, profiles, segments, admin]
@@ -129,7 +131,64 @@ def create_app(
     for module in modules:
         app.include_router(module.router)
         templates.extend(route_templates(module.router.routes))
+        secured.update(_secured_operations(module.router.routes))
         setup = getattr(module, "setup", None)
         if callable(setup):
             setup(app, settings)
+    _document_security(app, secured)
     return app
+
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "HTTPBearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key: `Authorization: Bearer cp_<key_id>_<secret>`.",
+    },
+    "APIKeyHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "The same API key in `X-API-Key`.",
+    },
+}
+
+
+def _uses_auth(dependant: Any) -> bool:
+    for dep in getattr(dependant, "dependencies", ()):
+        if getattr(dep.call, AUTH_MARKER, False) or _uses_auth(dep):
+            return True
+    return False
+
+
+def _secured_operations(routes: Any) -> set[tuple[str, str]]:
+    """``(path, method)`` of every route whose dependencies authenticate an API key."""
+    out = set()
+    for route in routes:
+        dependant = getattr(route, "dependant", None)
+        if dependant is not None and _uses_auth(dependant):
+            for method in getattr(route, "methods", ()):
+                out.add((route.path, method.lower()))
+    return out
+
+
+def _document_security(app: FastAPI, secured: set[tuple[str, str]]) -> None:
+    """Add the API-key security schemes to the OpenAPI document (the dependencies read
+    the headers themselves, so FastAPI cannot infer them)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {}).setdefault("securitySchemes", {}).update(
+            SECURITY_SCHEMES
+        )
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                if (path, method) in secured:
+                    operation["security"] = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

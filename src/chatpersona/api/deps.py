@@ -9,7 +9,8 @@ Routers (the api's own and the stream/decide/chat ones) declare what they need::
                principal: Annotated[Principal, Depends(require_scope("events:write"))]): ...
 
 Authentication (401), the per-key rate limit (429) and the scope check (403) all happen
-here, so a route that takes a :class:`Principal` is protected by construction.
+here, so a route that takes a :class:`Principal` is protected by construction. Every
+dependency here is ``async``: a sync one would cost a thread-pool hop per request.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from chatpersona.api.errors import ApiError
 from chatpersona.api.limits import TokenBucketLimiter
@@ -27,6 +27,7 @@ from chatpersona.config import Settings
 from chatpersona.profiles.base import ProfileStore
 
 __all__ = [
+    "AUTH_MARKER",
     "AdminDep",
     "Principal",
     "PrincipalDep",
@@ -43,19 +44,19 @@ __all__ = [
 ]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The app's frozen :class:`~chatpersona.config.Settings` (given to ``create_app``)."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> ProfileStore:
+async def get_store(request: Request) -> ProfileStore:
     """The app's profile store."""
     store: ProfileStore = request.app.state.store
     return store
 
 
-def get_services(request: Request) -> dict[str, Any]:
+async def get_services(request: Request) -> dict[str, Any]:
     """Optional components (``"state"``, ``"event_log"``, ``"segments"`` ...) by name."""
     services: dict[str, Any] = request.app.state.services
     return services
@@ -65,29 +66,33 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ProfileStore, Depends(get_store)]
 ServicesDep = Annotated[dict[str, Any], Depends(get_services)]
 
-_bearer = HTTPBearer(
-    auto_error=False, description="An API key: `Authorization: Bearer cp_<key_id>_<secret>`."
-)
-_api_key_header = APIKeyHeader(
-    name="X-API-Key", auto_error=False, description="The same API key in `X-API-Key`."
-)
+AUTH_MARKER = "__chatpersona_auth__"
+"""Attribute set on the authenticating dependencies; ``create_app`` documents the API-key
+security schemes on every operation that uses one."""
 
 
 def _unauthorized(code: str, message: str) -> ApiError:
     return ApiError(401, code, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def get_principal(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    header_key: Annotated[str | None, Depends(_api_key_header)],
-) -> Principal:
+def _secret_of(request: Request) -> str | None:
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return credentials.strip()
+    return request.headers.get("x-api-key") or None
+
+
+async def get_principal(request: Request) -> Principal:
     """Authenticate the request's API key and spend one token of its rate limit.
 
-    Raises 401 (``missing_api_key`` / ``invalid_api_key``) or 429 (``rate_limited``, with
-    ``Retry-After``).
+    The key is read from ``Authorization: Bearer KEY``, else ``X-API-Key: KEY``. Raises
+    401 (``missing_api_key`` / ``invalid_api_key``) or 429 (``rate_limited``, with
+    ``Retry-After``). One flat dependency on purpose: each dependency node costs time on
+    every request.
     """
-    secret = bearer.credentials if bearer is not None else header_key
+    secret = _secret_of(request)
     if not secret:
         raise _unauthorized(
             "missing_api_key", "Send an API key as 'Authorization: Bearer KEY' or 'X-API-Key'."
@@ -109,10 +114,12 @@ async def get_principal(
     return principal
 
 
+setattr(get_principal, AUTH_MARKER, True)
+
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency returning the :class:`Principal` if its key carries ``scope`` (403
     ``missing_scope`` otherwise; ``admin`` implies every scope).
 
@@ -123,12 +130,14 @@ def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     'require_events_write'
     """
 
-    async def dependency(principal: PrincipalDep) -> Principal:
+    async def dependency(request: Request) -> Principal:
+        principal = await get_principal(request)
         if not principal.has_scope(scope):
             raise ApiError(403, "missing_scope", f"This API key lacks the {scope!r} scope.")
         return principal
 
     dependency.__name__ = "require_" + scope.replace(":", "_").replace("-", "_")
+    setattr(dependency, AUTH_MARKER, True)
     return dependency
 
 

@@ -237,3 +237,26 @@ def test_fifty_concurrent_posts_to_one_user_all_land(
     assert final["version"] == 50
     assert final["interaction_count"] == 50
     assert len(final["preferences"]) == 50
+
+
+def test_fast_profile_serialization_equals_profile_public(store: ProfileStore) -> None:
+    """GET/POST serialize the stored profile directly; it must be exactly ProfilePublic."""
+    from chatpersona.api.routes.profiles import _profile_response
+    from chatpersona.profiles import ProfilePublic
+
+    seg = SegmentRef(id="s1", name="VIP", model_version="v1", assigned_at=utcnow())
+    profile = store.merge(
+        "acme",
+        "u1",
+        ProfilePatch(
+            preferences={"language": "en", "n": 1.5},
+            interaction_history=["c1"],
+            attributes={"age": 40},
+            consent={"email": True},
+            segment=seg,
+            features={"spend": 0.25},
+            csat=4,
+            nps=9,
+        ),
+    )
+    assert _profile_response(profile).body == ProfilePublic.of(profile).model_dump_json().encode()

@@ -42,7 +42,7 @@ def _public(key: ApiKey) -> ApiKeyPublic:
 
 
 @router.get("/keys", response_model=list[ApiKeyPublic], summary="List this tenant's API keys")
-def list_keys(request: Request, principal: AdminDep) -> Any:
+async def list_keys(request: Request, principal: AdminDep) -> Any:
     """Every key of the caller's tenant, revoked ones included, oldest first."""
     return [_public(k) for k in _keys(request).list_keys(principal.tenant)]
 
@@ -54,7 +54,7 @@ def list_keys(request: Request, principal: AdminDep) -> Any:
     responses=BODY_RESPONSES,
     summary="Create an API key in this tenant",
 )
-def create_key(body: ApiKeyCreate, request: Request, principal: AdminDep) -> Any:
+async def create_key(body: ApiKeyCreate, request: Request, principal: AdminDep) -> Any:
     """Create a key in the caller's tenant; its ``secret`` is returned this once only."""
     key, secret = _keys(request).create_key(principal.tenant, body.scopes, name=body.name)
     return ApiKeyCreatedPublic(key=_public(key), secret=secret)
@@ -66,7 +66,7 @@ def create_key(body: ApiKeyCreate, request: Request, principal: AdminDep) -> Any
     responses={404: error_doc("Unknown key id (or a key of another tenant).")},
     summary="Revoke an API key of this tenant",
 )
-def revoke_key(key_id: KeyIdPath, request: Request, principal: AdminDep) -> Any:
+async def revoke_key(key_id: KeyIdPath, request: Request, principal: AdminDep) -> Any:
     """Revoke a key of the caller's tenant; it stops working at once in this process."""
     keys = _keys(request)
     mine = {k.key_id: k for k in keys.list_keys(principal.tenant)}

@@ -125,7 +125,7 @@ def _catalog(request: Request) -> SegmentCatalog:
 
 
 @router.get("", response_model=SegmentListPublic, summary="List the active model's segments")
-def list_segments(request: Request, principal: ProfileReaderDep) -> Any:
+async def list_segments(request: Request, principal: ProfileReaderDep) -> Any:
     """Every segment of the active model (scope ``profile:read``); empty if none is active."""
     version, segments = _catalog(request).load()
     return SegmentListPublic(
@@ -139,7 +139,9 @@ def list_segments(request: Request, principal: ProfileReaderDep) -> Any:
     responses={404: error_doc("Unknown segment id.")},
     summary="Describe one segment",
 )
-def read_segment(segment_id: SegmentIdPath, request: Request, principal: ProfileReaderDep) -> Any:
+async def read_segment(
+    segment_id: SegmentIdPath, request: Request, principal: ProfileReaderDep
+) -> Any:
     """One segment: name, size, share, description, top features (scope ``profile:read``)."""
     _, segments = _catalog(request).load()
     for seg in segments:
