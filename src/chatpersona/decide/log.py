@@ -28,6 +28,9 @@ __all__ = [
 ]
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False)
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
@@ -89,13 +92,14 @@ class JsonlDecisionLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.flush_every = flush_every
-        self._fh: TextIO = self.path.open("a", encoding="utf-8")
+        # A large buffer: one write(2) per ~1 MiB instead of per ~8 KiB of log lines.
+        self._fh: TextIO = self.path.open("a", encoding="utf-8", buffering=1 << 20)
         self._pending = 0
         self._lock = threading.Lock()
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record."""
-        line = json.dumps(record, separators=(",", ":"), default=str)
+        line = _ENCODER.encode(record)
         with self._lock:
             self._fh.write(line + "\n")
             self._pending += 1
