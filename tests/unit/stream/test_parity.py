@@ -63,3 +63,32 @@ def test_features_and_segments_match_the_batch_path() -> None:
         assert prof.features == pytest.approx(own)
         assert prof.segment.id == model.assign_one(own).segment_id
         assert prof.segment.model_version == model.version
+
+
+def test_registry_activation_switches_the_running_pipeline(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from chatpersona.pipeline import RegistryModels
+    from chatpersona.segment import ModelRegistry
+
+    events = generate_events(40, 5, events_per_user=10)
+    ids = sorted(events["user_id"].unique().to_list())
+    users = pl.DataFrame({"user_id": ids, "age": [float(20 + i % 50) for i in range(len(ids))]})
+    registry = ModelRegistry(tmp_path / "registry")
+    versions = []
+    for k in (2, 3):
+        result = run_segmentation(users, events=events, algo="kmeans", k=k, seed=0)
+        versions.append(registry.publish(result.write(tmp_path / f"m{k}")))
+    assert versions[0] != versions[1]
+    registry.activate(versions[0])
+    store = open_store("memory://")
+    pipeline = Pipeline(store=store, models=RegistryModels(registry, check_interval_s=0))
+    rows = []
+    for r in events.head(2).iter_rows(named=True):
+        r["payload"] = {k: v for k, v in (r["payload"] or {}).items() if v is not None}
+        rows.append({k: v for k, v in r.items() if v is not None})
+    pipeline.run_one(rows[0])
+    seg = store.get("default", rows[0]["user_id"]).segment  # type: ignore[union-attr]
+    assert seg is not None and seg.model_version == versions[0]
+    registry.activate(versions[1])  # while the pipeline runs
+    pipeline.run_one(rows[1])
+    seg = store.get("default", rows[1]["user_id"]).segment  # type: ignore[union-attr]
+    assert seg is not None and seg.model_version == versions[1]
