@@ -378,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     report = {
         "benchmark": "api",
-        "command": "python bench/bench_api.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python bench/bench_api.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
