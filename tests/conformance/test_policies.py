@@ -163,3 +163,18 @@ def test_learning_policies_prefer_the_rewarded_action(kind: str) -> None:
         p.update_decision(d, 1.0 if d.action == "a2" else 0.0)
     probs = p.probabilities({"segment": "s1"})
     assert max(probs, key=probs.__getitem__) == "a2"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_state_round_trip_continues_identically(kind: str) -> None:
+    p = warmed(kind, seed=4, exploration_floor=0.05)
+    meta, arrays = p.get_state()
+    assert json.loads(json.dumps(meta)) == meta
+    q = make_policy(spec_of(kind, exploration_floor=0.05), ACTIONS, schema=SCHEMA, seed=99)
+    q.set_state(meta, arrays)
+    for t in range(20):
+        ctx = {"segment": ["s1", "s2"][t % 2], "intent": "i1"}
+        a, b = p.decide(ctx), q.decide(ctx)
+        assert (a.action, a.propensity) == (b.action, b.propensity)
+        p.update_decision(a, 0.3)
+        q.update_decision(b, 0.3)

@@ -194,3 +194,20 @@ def test_setup_builds_engine_from_settings(tmp_path: Path) -> None:
     rec = json.loads(path.read_text().splitlines()[0])
     assert rec["decision_id"] == r.json()["decision_id"] and rec["propensity"] > 0
     assert "/api/personalize" in app.openapi()["paths"]
+
+
+def test_setup_loads_saved_state(tmp_path: Path) -> None:
+    trained = DecisionEngine(seed=0)
+    for i in range(5):
+        d = trained.decide(f"u{i}", "tone", {})
+        trained.reward(d.decision_id, reward=1.0)
+    trained.save_state(tmp_path / "state")
+    app = create_app(
+        Settings(
+            store_url="memory://",
+            rate_limit_per_minute=0,
+            extra={"decision_state": str(tmp_path / "state")},
+        ),
+        store=open_store("memory://"),
+    )
+    assert app.state.services["decisions"].policy("tone").n_updates_ == 5

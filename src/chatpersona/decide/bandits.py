@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from chatpersona.decide.base import Policy, Scores
-from chatpersona.exceptions import ParameterError
+from chatpersona.exceptions import ParameterError, PlanError
 
 __all__ = ["EpsilonGreedy", "FixedPolicy", "LinUCB", "LinearThompson", "UniformRandom"]
 
@@ -47,6 +47,23 @@ class _LinearArms(Policy):
         self.b_[action] += reward * x
         self.theta_[action] = A_inv @ self.b_[action]
         self.counts_[action] += 1
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return {"A_inv": self.A_inv_.copy(), "b": self.b_.copy(), "counts": self.counts_.copy()}
+
+    def _load_arrays(self, arrays: Any) -> None:
+        A_inv = np.asarray(arrays["A_inv"], dtype=float)
+        if A_inv.shape != self.A_inv_.shape:
+            raise PlanError(
+                f"Saved policy state has matrices of shape {A_inv.shape}; this policy needs "
+                f"{self.A_inv_.shape}.",
+                code="state_mismatch",
+            )
+        self.A_inv_[...] = A_inv
+        self._A32[...] = A_inv
+        self.b_[...] = np.asarray(arrays["b"], dtype=float)
+        self.counts_[...] = np.asarray(arrays["counts"])
+        self.theta_[...] = np.einsum("kij,kj->ki", self.A_inv_, self.b_)
 
     def _mean_var(self, x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean = self.theta_ @ x

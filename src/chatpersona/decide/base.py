@@ -577,6 +577,54 @@ class Policy(ABC):
         self._update(x, self.index_[action], r)
         self.n_updates_ += 1
 
+    # -- state ----------------------------------------------------------------------------
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        """Learned arrays to persist (subclasses with learned state override)."""
+        return {}
+
+    def _load_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:  # noqa: B027
+        """Restore what :meth:`_state_arrays` returned."""
+
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """What the policy has learned: JSON-friendly metadata and numpy arrays.
+
+        The metadata holds the kind, version, actions, context schema, counters and the
+        random generator's state, so a restored policy continues exactly where it was.
+        """
+        meta = {
+            "kind": self.kind,
+            "version": self.version,
+            "decision_point": self.decision_point,
+            "actions": list(self.actions),
+            "schema": self.schema.to_dict(),
+            "n_decisions": self.n_decisions_,
+            "n_updates": self.n_updates_,
+            "rng": self.rng_.bit_generator.state,
+        }
+        return meta, self._state_arrays()
+
+    def set_state(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        """Restore :meth:`get_state` output; the kind, actions and schema must match."""
+        for key, mine in (
+            ("kind", self.kind),
+            ("actions", list(self.actions)),
+            ("schema", self.schema.to_dict()),
+        ):
+            if meta.get(key) != mine:
+                raise PlanError(
+                    f"Saved policy state does not fit this policy: {key} is "
+                    f"{meta.get(key)!r}, expected {mine!r} (decision point "
+                    f"{self.decision_point!r}).",
+                    code="state_mismatch",
+                    key=key,
+                )
+        self._load_arrays(arrays)
+        self.n_decisions_ = int(meta.get("n_decisions", 0))
+        self.n_updates_ = int(meta.get("n_updates", 0))
+        if meta.get("rng"):
+            self.rng_.bit_generator.state = dict(meta["rng"])
+
     def params(self) -> dict[str, Any]:
         """Algorithm parameters (logged in reports; subclasses add theirs)."""
         return {"exploration_floor": self.exploration_floor, "seed": self.seed}

@@ -10,6 +10,7 @@ Pure core: the caller passes the clock, the log sink and the profile.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -19,10 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from chatpersona.decide.base import Decision, DecisionSink, Policy
 from chatpersona.decide.log import reward_record
 from chatpersona.decide.points import DecisionConfig
-from chatpersona.exceptions import ConflictError, NotFoundError, ValidationError
+from chatpersona.exceptions import ConflictError, InputError, NotFoundError, ValidationError
 
 __all__ = ["DecisionEngine", "RewardResult", "build_context"]
 
@@ -147,6 +150,48 @@ class DecisionEngine:
     ) -> DecisionEngine:
         """An engine from a decision-points YAML (default: the packaged one)."""
         return cls(DecisionConfig.load(path), sink=sink, seed=seed)
+
+    def save_state(self, directory: str | Path) -> Path:
+        """Write what every point's policy has learned to ``directory`` (``state.json``
+        plus one ``<point>.npz``); pending decisions are not saved."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        meta: dict[str, Any] = {"config_version": self.config.version, "policies": {}}
+        with self._lock:
+            for name, policy in self.policies.items():
+                pmeta, arrays = policy.get_state()
+                meta["policies"][name] = pmeta
+                if arrays:
+                    tmp = out / f".{name}.npz.tmp"
+                    with tmp.open("wb") as fh:
+                        np.savez(fh, **arrays)  # type: ignore[arg-type]
+                    tmp.replace(out / f"{name}.npz")
+        tmp_json = out / ".state.json.tmp"
+        tmp_json.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        tmp_json.replace(out / "state.json")  # written last: a complete save or none
+        return out
+
+    def load_state(self, directory: str | Path) -> None:
+        """Restore :meth:`save_state` output. Points absent from the save start fresh; a
+        saved point that no longer fits its policy (other actions, kind or context)
+        raises :class:`PlanError`."""
+        src = Path(directory)
+        try:
+            meta = json.loads((src / "state.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"Cannot read decision state: {exc}", file=str(src)) from exc
+        with self._lock:
+            for name, pmeta in (meta.get("policies") or {}).items():
+                policy = self.policies.get(name)
+                if policy is None:
+                    continue
+                npz = src / f"{name}.npz"
+                if npz.exists():
+                    with np.load(npz) as data:
+                        arrays = {k: data[k] for k in data.files}
+                else:
+                    arrays = {}
+                policy.set_state(pmeta, arrays)
 
     @property
     def decision_points(self) -> list[str]:

@@ -189,3 +189,26 @@ def test_jsonl_log_round_trip_and_propensity_refusal(tmp_path: Path) -> None:
     path.write_text("{not json\n")
     with pytest.raises(InputError, match="not valid JSON"):
         read_decision_log(path)
+
+
+def test_engine_state_survives_a_restart(tmp_path: Path) -> None:
+    engine = DecisionEngine(seed=5, clock=Clock())
+    for i in range(40):
+        d = engine.decide(f"u{i}", "greeting", {"intent": "track_order", "channel": "web"})
+        engine.reward(d.decision_id, reward=float(d.action == "quick_start"))
+    engine.save_state(tmp_path / "state")
+    restored = DecisionEngine(seed=0, clock=Clock())
+    restored.load_state(tmp_path / "state")
+    ctx = {"intent": "track_order", "channel": "web", "hour": 3, "weekday": 1}
+    for name in engine.decision_points:
+        assert restored.policy(name).n_updates_ == engine.policy(name).n_updates_
+        assert restored.policy(name).probabilities(ctx) == engine.policy(name).probabilities(ctx)
+    assert engine.policy("greeting").n_updates_ == 40
+    # a changed decision point refuses the old state instead of mis-reading it
+    data = yaml.safe_load(DecisionConfig.default_path().read_text())
+    data["decision_points"]["greeting"]["actions"].append({"id": "new_one"})
+    changed = DecisionEngine(DecisionConfig.from_dict(data))
+    with pytest.raises(PlanError, match="does not fit this policy: actions"):
+        changed.load_state(tmp_path / "state")
+    with pytest.raises(InputError, match="Cannot read decision state"):
+        changed.load_state(tmp_path / "nowhere")

@@ -10,11 +10,13 @@
 The engine is ``services["decisions"]`` (a :class:`~chatpersona.decide.DecisionEngine`);
 :func:`setup` builds one when the app was given none, from ``settings.extra``:
 ``decision_points`` (a YAML path; default the packaged one), ``decision_log`` (a JSONL
-path; default no log) and ``decision_seed``.
+path; default no log), ``decision_seed`` and ``decision_state`` (a directory written by
+``DecisionEngine.save_state``, loaded when present).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -196,6 +198,10 @@ def setup(app: FastAPI, settings: Settings) -> None:
     extra = settings.extra or {}
     log_path = extra.get("decision_log")
     sink = JsonlDecisionLog(log_path, flush_every=1) if log_path else None
-    services["decisions"] = DecisionEngine.from_yaml(
+    engine = DecisionEngine.from_yaml(
         extra.get("decision_points"), sink=sink, seed=int(extra.get("decision_seed", 0))
     )
+    state = extra.get("decision_state")
+    if state and (Path(state) / "state.json").exists():
+        engine.load_state(state)
+    services["decisions"] = engine
