@@ -101,7 +101,7 @@ def test_cache_never_serves_a_stale_profile_after_concurrent_reads_and_writes(
             except BaseException as exc:  # pragma: no cover - surfaced below
                 errors.append(exc)
 
-    readers = [threading.Thread(target=reader) for _ in range(8)]
+    readers = [threading.Thread(target=reader) for _ in range(4)]
     for t in readers:
         t.start()
     try:

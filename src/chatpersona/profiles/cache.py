@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
@@ -83,6 +84,10 @@ class CachedStore(ProfileStore):
         self._fill = self._redis.register_script(_FILL)
         self.hits = 0
         self.misses = 0
+        # After a failed read, reads skip Redis for this long (a dead or black-holed
+        # Redis must not add a socket timeout to every request).
+        self.retry_after_s = 5.0
+        self._skip_until = 0.0
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> CachedStore:
@@ -117,6 +122,8 @@ class CachedStore(ProfileStore):
     def get(self, tenant: str, user_id: str) -> Profile | None:
         check_ids(tenant, user_id)
         k, lease = self.key(tenant, user_id), self.lease_key(tenant, user_id)
+        if time.monotonic() < self._skip_until:
+            return self.inner.get(tenant, user_id)
         token = secrets.token_hex(8)
         holder = False  # whether this reader holds the fill lease
         try:
@@ -129,7 +136,12 @@ class CachedStore(ProfileStore):
             # else another reader is filling: just read through
             holder = bool(self._redis.set(lease, token, nx=True, px=self.lease_ms))
         except Exception as exc:
-            log.warning("profile cache read failed, reading the store (%s)", type(exc).__name__)
+            log.warning(
+                "profile cache read failed, reading the store for %.0fs (%s)",
+                self.retry_after_s,
+                type(exc).__name__,
+            )
+            self._skip_until = time.monotonic() + self.retry_after_s
             return self.inner.get(tenant, user_id)
         profile = self.inner.get(tenant, user_id)
         if profile is not None and holder:

@@ -151,10 +151,13 @@ class SQLiteStore(ProfileStore):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # Also after a failed COMMIT: never leave this thread's connection inside
+                # an open transaction.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     def migrate(self) -> list[str]:
         """Apply pending migrations in one transaction; return their labels."""

@@ -121,6 +121,9 @@ def test_redis_down_reads_fall_back_and_writes_say_so() -> None:
     cached = CachedStore(inner, "redis://127.0.0.1:1/0", ttl_seconds=5, prefix="x:")
     got = cached.get("t", "u")
     assert got is not None and got.preferences == {"a": 1}
+    calls = []
+    cached._redis.get = lambda *a, **k: calls.append(a)  # type: ignore[method-assign]
+    assert cached.get("t", "u") == got and calls == []  # Redis skipped for a while
     assert cached.ping() is False
     with pytest.raises(BackendError) as err:
         cached.merge("t", "u", ProfilePatch(preferences={"a": 2}))

@@ -64,3 +64,20 @@ def test_thread_connections_close_when_threads_end(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(BackendError):
         store.get("t", "u")
+
+
+def test_failed_commit_leaves_no_open_transaction(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "c.db")
+    store.merge("t", "u", ProfilePatch(preferences={"a": 1}))
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), store._write() as conn:
+        conn.execute("DELETE FROM profiles")
+        raise Boom
+    assert store.get("t", "u") is not None  # rolled back
+    with store._conn() as conn:
+        assert not conn.in_transaction
+    store.merge("t", "u", ProfilePatch(preferences={"a": 2}))  # the connection still works
+    store.close()
