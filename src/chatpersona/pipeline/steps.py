@@ -179,9 +179,15 @@ class Batch:
     changed: set[str] = field(default_factory=set)
     model: Any = None
     emitted: list[dict[str, Any]] = field(default_factory=list)
+    fenced: set[str] = field(default_factory=set)
+    fences: list[str] = field(default_factory=list)
 
     def live(self) -> list[_Item]:
         return [i for i in self.items if i.live]
+
+
+FENCE = "fb!"
+"""State key prefix of the feedback write-ahead marker of a user (see ``UpdateProfile``)."""
 
 
 def user_key(tenant: str, user_id: str) -> str:
@@ -278,7 +284,9 @@ class Window(Step):
         keys = list(
             dict.fromkeys(user_key(i.event.tenant, i.event.user_id) for i in live if i.event)
         )
-        loaded = ctx.state.load(keys)
+        # The feedback write-ahead markers come with the same round trip.
+        loaded = ctx.state.load(keys + [FENCE + k for k in keys])
+        batch.fenced = {k for k in keys if loaded.get(FENCE + k)}
         for key in keys:
             if key in loaded:
                 batch.states[key] = loaded[key]
@@ -386,7 +394,14 @@ class Assign(Step):
 
 class UpdateProfile(Step):
     """Write each touched user's effects to the profile store (idempotent effects), one
-    ``merge_many`` per tenant when the store has it (SQL stores: one transaction per chunk)."""
+    ``merge_many`` per tenant when the store has it (SQL stores: one transaction per chunk).
+
+    History ids, attributes, features and segment are idempotent by nature; a CSAT is not
+    (it feeds a running mean). Before writing CSATs the step stores a marker per user in
+    the state store (one batched write); the state commit clears it. A marker found at
+    load time means an earlier attempt may have written the profile and died before the
+    commit: only then is the profile read, and CSATs its count already covers are skipped.
+    """
 
     name = "profile"
 
@@ -394,6 +409,10 @@ class UpdateProfile(Step):
         store = ctx.store
         now = datetime.fromtimestamp(ctx.clock(), UTC)
         items: dict[str, list[tuple[str, ProfilePatch]]] = {}
+        if store is not None:
+            batch.fences = [k for k in batch.touched if batch.ops.get(k) and batch.ops[k].feedback]
+            if batch.fences:
+                ctx.state.commit({FENCE + k: {"inflight": True} for k in batch.fences}, [])
         for key in batch.touched:
             tenant, user_id = key.split(":", 1)
             ops = batch.ops.get(key, _UserOps())
@@ -411,7 +430,7 @@ class UpdateProfile(Step):
             if store is not None:
                 feedback = list(ops.feedback)
                 first: tuple[int | None, int | None, int] | None = None
-                if feedback:
+                if feedback and key in batch.fenced:
                     current = store.get(tenant, user_id)
                     have = current.feedback.csat_count if current else 0
                     # A CSAT whose running count the profile already reached was applied
@@ -476,7 +495,9 @@ class Commit(Step):
             for i in batch.items
             if i.result is not None and i.result.status == "processed" and i.event
         ]
-        ctx.state.commit({k: batch.states[k] for k in batch.touched}, ids)
+        docs: dict[str, dict[str, Any]] = {k: batch.states[k] for k in batch.touched}
+        docs.update({FENCE + k: {} for k in batch.fences})  # the CSATs are now accounted for
+        ctx.state.commit(docs, ids)
 
 
 class Metrics(Step):

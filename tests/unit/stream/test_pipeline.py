@@ -129,28 +129,30 @@ def test_replay_duplicates_and_shuffles_give_the_same_result(
 
 
 class CrashOnce(MemoryStateStore):
-    """A state store that dies once between the profile write and the state commit."""
+    """A state store that dies on its n-th commit (1: the feedback marker before the
+    profile write; 2: the state commit after it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, nth: int) -> None:
         super().__init__()
-        self.crashes = 1
+        self.nth = nth
 
     def commit(self, states: Any, event_ids: Any) -> None:
-        if self.crashes:
-            self.crashes -= 1
+        self.nth -= 1
+        if self.nth == 0:
             raise ConnectionError("state store went away")
         super().commit(states, event_ids)
 
 
-def test_a_crash_before_the_state_commit_doubles_nothing() -> None:
+@pytest.mark.parametrize(("nth", "step"), [(1, "profile"), (2, "commit")])
+def test_a_crash_around_the_profile_write_doubles_nothing(nth: int, step: str) -> None:
     events = [
         e for e in make_events(5, users=1, chats=6) if e["type"] in ("feedback", "chat_started")
     ]
     assert sum(e["type"] == "feedback" for e in events) >= 2
-    p = pipeline(state=CrashOnce())
+    p = pipeline(state=CrashOnce(nth))
     with pytest.raises(StepError) as info:
         p.process(events)
-    assert info.value.step == "commit"
+    assert info.value.step == step
     p.process(events)  # the redelivery
     ref = pipeline()
     ref.process(events)
