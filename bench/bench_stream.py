@@ -11,8 +11,9 @@ profile merge, state commit):
   (batch size 1), 1 worker.
 
 Throughput: the stream is filled first, then the workers drain it (events / time from
-the first receive to the last ack). Latency: a producer publishes at a fixed rate while
-the workers run; latency = profile written - transport accepted the event.
+the first receive to the last ack). Latency: a producer publishes at a fixed rate (at most
+half the throughput just measured for that setup, so the queue does not grow without
+bound) while the workers run; latency = profile written - transport accepted the event.
 
 Usage: ``.venv/bin/python bench/bench_stream.py [--events 30000] [--rate 2000]``;
 writes ``bench/results/stream.json``.
@@ -290,6 +291,7 @@ def scenario_a(
         "events_per_s": round(rep.processed / secs, 1),
     }
 
+    rate = min(rate, round(0.5 * thr["events_per_s"]))  # a load this setup sustains
     t, w, m = build("a-latency")
     thread = threading.Thread(target=w.run, kwargs={"idle_exit_s": 0.5, "install_signals": False})
     thread.start()
@@ -341,6 +343,8 @@ def scenario_b(
                 "idle_exit": 4.0,
             }
             producer_t = open_transport(cfg["source"])
+            if phase == "latency":  # a load this setup sustains: half its throughput
+                rate = min(rate, round(0.5 * out["throughput"]["events_per_s"]))
             if phase == "throughput":
                 producer_t.publish(raws)
                 results = run_workers(cfg, workers)
@@ -351,9 +355,9 @@ def scenario_b(
                 }
             else:
 
-                def produce(t: Any = producer_t) -> None:
+                def produce(t: Any = producer_t, r: float = rate) -> None:
                     time.sleep(1.0)  # let the workers take their shard leases
-                    paced_publish(t, lat_raws, rate)
+                    paced_publish(t, lat_raws, r)
 
                 results = run_workers(cfg, workers, producer=produce)
                 samples = [s for r in results for s in r["latencies"]]
