@@ -161,15 +161,15 @@ def bench_batch(ctxs: list[dict[str, Any]], n: int) -> dict[str, float]:
     many = (ctxs * reps)[:n]
     with Timer() as tf:
         X = policy.featurizer_.transform(many)
-    # BLAS may use both cores here: thread CPU time undercounts, so only wall is reported
-    # for the scoring step.
-    t0 = time.perf_counter()
+    # BLAS may use both cores here: the CPU figure is the whole process's CPU time.
+    t0, p0 = time.perf_counter(), time.process_time()
     res = policy.decide_batch(many, X=X)
-    t_score = time.perf_counter() - t0
+    t_score, p_score = time.perf_counter() - t0, time.process_time() - p0
     assert len(res.actions) == n
     return {
         "rows": n,
         "scored_per_s_wall": n / t_score,
+        "scored_per_cpu_s": n / p_score,
         "featurized_per_s_wall": n / tf.wall,
         "featurized_and_scored_per_s_wall": n / (tf.wall + t_score),
     }
@@ -267,7 +267,10 @@ def main() -> int:
             "wall": online["decide_and_update_per_s_wall"] >= 5000,
             "cpu": online["decide_and_update_per_s_cpu"] >= 5000,
         },
-        "batch_50000_per_s": {"wall": batch["scored_per_s_wall"] >= 50_000},
+        "batch_50000_per_s": {
+            "wall": batch["scored_per_s_wall"] >= 50_000,
+            "cpu": batch["scored_per_cpu_s"] >= 50_000,
+        },
         "rewards_2000_per_s": {
             "wall": rew["rewards_per_s_wall"] >= 2000,
             "cpu": rew["rewards_per_s_cpu"] >= 2000,
