@@ -180,7 +180,13 @@ class Featurizer:
         x[self._o_chan + chan] = 1.0
         if self.schema.numeric:
             feats = context.get("features") or {}
-            vals = [feats.get(n, context.get(n)) for n in self.schema.numeric]
+            fget = feats.get
+            vals = [fget(n) for n in self.schema.numeric]
+            if any(v is None for v in vals):  # fall back to top-level keys where needed
+                vals = [
+                    context.get(n) if v is None else v
+                    for n, v in zip(self.schema.numeric, vals, strict=True)
+                ]
             try:  # fast path: every value is a number (or a numeric string / boolean)
                 arr = np.array(vals, dtype=float)
             except (TypeError, ValueError):
