@@ -44,7 +44,7 @@ def generate(
         float | None,
         typer.Option(
             "--events-per-user",
-            help="Target mean events per user (default: the segments' natural rates, ~12). "
+            help="Target mean events per user (default: the segments' natural rates, ~13). "
             "Scales the number of chats; every user keeps at least one chat.",
         ),
     ] = None,

@@ -125,6 +125,7 @@ _AGE_OUTLIERS = np.array([420, -3, 999, 150, -1, 0, 207], dtype=np.int64)
 _SECONDS_PER_DAY = 86_400
 _EVENT_CHUNK = 1_000_000
 _EN_COUNTRIES = 4  # COUNTRIES[:4] speak English
+_EURO_SHARE = 0.25  # monthly_spend rows written in a euro format
 
 _GENDER_VARIANTS = (
     ("F", "female", " Female ", "FEMALE"),
@@ -156,6 +157,7 @@ _LAST_EN = ("smith", "johnson", "brown", "taylor", "wilson", "clark", "lewis", "
 _LAST_ES = ("garcia", "martinez", "lopez", "sanchez", "perez", "gomez", "diaz", "torres", "ruiz")
 _DOMAINS = ("example.com", "mail.example.org", "correo.example.es", "inbox.example.net")
 # Free text that needs normalization: case, runs of spaces, NBSP, full-width letters, tabs.
+# Agents write notes about what a customer is like, so most notes follow the segment.
 _NOTES = (
     "Prefers  EMAIL contact",
     "  called re: invoice!!  ",
@@ -169,7 +171,19 @@ _NOTES = (
     "do NOT send promos",
     "Moved from basic to pro plan",
     "  multiple accounts?? check  ",
+    "orders via app, asks about TRACKING",
+    "first  order\u00a0pending",
+    "disputes  every Invoice",
 )
+#: Notes typical of each segment (indices into _NOTES, in SEGMENTS order).
+_SEGMENT_NOTES: tuple[tuple[int, ...], ...] = (
+    (1, 8, 14),  # billing_focused
+    (7, 12),  # mobile_shopper
+    (0, 2, 4),  # loyal_premium
+    (5, 6, 9),  # at_risk_complainer
+    (10, 11, 13),  # new_explorer
+)
+_SEGMENT_NOTE_SHARE = 0.75
 
 
 # --------------------------------------------------------------------------------------
@@ -559,8 +573,10 @@ def _users_frame(pop: _Population, rng: np.random.Generator) -> tuple[pl.DataFra
     spend_cents = np.where(spend_outlier, spend_cents * 100, spend_cents)
     mess["blank_monthly_spend"] = int(spend_blank.sum())
     mess["spend_outliers"] = int(spend_outlier.sum())
-    euro = np.isin(country_idx, [COUNTRIES.index("ES"), COUNTRIES.index("IE")])
+    # The billing system's export format, not the customer's country, decides the currency
+    # string (tying it to country would add a demographic cluster unrelated to behaviour).
     u_cur = rng.random(rows)
+    euro = rng.random(rows) < _EURO_SHARE
     # 0 `$1,234.50`, 1 `USD 1234.50` / `USD 12`, 2 `1.234,50 €`, 3 `€ 45,00`
     currency_kind = np.where(euro, np.where(u_cur < 0.5, 2, 3), np.where(u_cur < 0.7, 0, 1))
     for i, k in enumerate(
@@ -581,7 +597,16 @@ def _users_frame(pop: _Population, rng: np.random.Generator) -> tuple[pl.DataFra
     mess["email_padded"] = int((email_kind == 2).sum())
 
     notes_blank = rng.random(rows) < MESS_RATES["blank_notes"]
-    notes_idx = rng.integers(0, len(_NOTES), rows)
+    seg_notes = [np.array(_SEGMENT_NOTES[g]) for g in range(len(SEGMENTS))]
+    row_seg = pop.segment[row_user]
+    typical = np.empty(rows, dtype=np.int64)
+    u_note = rng.random(rows)
+    for g, choices in enumerate(seg_notes):
+        mask = row_seg == g
+        typical[mask] = choices[(u_note[mask] * len(choices)).astype(np.int64)]
+    notes_idx = np.where(
+        rng.random(rows) < _SEGMENT_NOTE_SHARE, typical, rng.integers(0, len(_NOTES), rows)
+    )
     mess["blank_notes"] = int(notes_blank.sum())
 
     region_s = _weighted_variant(rng, pop.region[row_user], REGIONS, (0.55, 0.15, 0.15, 0.15))
@@ -1186,7 +1211,7 @@ def generate_events(
         As in :func:`generate_users`.
     events_per_user:
         Target mean number of events per user (default: the segments' natural rates,
-        about 12). Scales the number of chats; every user keeps at least one chat.
+        about 13). Scales the number of chats; every user keeps at least one chat.
 
     Examples
     --------
@@ -1336,7 +1361,7 @@ def generate(
     out_dir:
         Output directory (created if missing).
     events_per_user:
-        Target mean events per user (default: the segments' natural rates, about 12).
+        Target mean events per user (default: the segments' natural rates, about 13).
     start, end, months:
         The event window: ``end`` exclusive (default 2026-11-01), ``start`` or ``months``
         back from ``end`` (default 6).

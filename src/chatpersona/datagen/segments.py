@@ -141,26 +141,26 @@ SEGMENTS: tuple[SegmentProfile, ...] = (
         share=0.24,
         age_mean=46,
         age_sd=7,
-        chat_rate=2.6,
+        chat_rate=3.2,
         message_rate=1.2,
         category_weights=_frozen(
-            {"INVOICE": 30, "PAYMENT": 25, "REFUND": 20, "ACCOUNT": 6, "ORDER": 5, "CONTACT": 5}
+            {"INVOICE": 35, "PAYMENT": 30, "REFUND": 25, "ACCOUNT": 4, "ORDER": 3, "CONTACT": 3}
         ),
         intent_weights=_frozen({"payment_issue": 2.0, "get_refund": 1.5}),
-        channel_weights=_frozen({"web": 58, "email": 27, "phone": 10, "whatsapp": 3}),
-        device_weights=_frozen({"desktop": 80, "mobile": 12, "tablet": 8}),
+        channel_weights=_frozen({"web": 72, "email": 20, "phone": 6, "whatsapp": 2}),
+        device_weights=_frozen({"desktop": 88, "mobile": 7, "tablet": 5}),
         hour_mean=11,
-        hour_sd=2.2,
-        weekend_share=0.06,
-        csat_probs=(0.07, 0.13, 0.32, 0.32, 0.16),
+        hour_sd=1.6,
+        weekend_share=0.05,
+        csat_probs=(0.1, 0.2, 0.35, 0.25, 0.1),
         nps_shift=0.0,
         feedback_rate=0.75,
         nps_rate=0.35,
         resolution_rate=0.74,
-        handle_time_s=480,
+        handle_time_s=600,
         region_weights=_frozen({"East": 45, "Central": 25, "North": 12, "South": 9, "West": 9}),
         country_weights=_frozen(
-            {"US": 35, "UK": 20, "CA": 10, "IE": 5, "ES": 12, "MX": 10, "AR": 4, "CO": 4}
+            {"US": 45, "CA": 25, "UK": 10, "IE": 4, "ES": 4, "MX": 4, "AR": 4, "CO": 4}
         ),
         gender_weights=_frozen({"female": 50, "male": 48, "non_binary": 2}),
         plan_weights=_frozen({"basic": 30, "pro": 50, "premium": 20}),
@@ -178,13 +178,13 @@ SEGMENTS: tuple[SegmentProfile, ...] = (
         chat_rate=1.3,
         message_rate=0.8,
         category_weights=_frozen(
-            {"ORDER": 35, "DELIVERY": 25, "SHIPPING": 18, "REFUND": 7, "PAYMENT": 4}
+            {"ORDER": 40, "DELIVERY": 28, "SHIPPING": 20, "REFUND": 4, "PAYMENT": 2}
         ),
-        channel_weights=_frozen({"mobile_app": 64, "whatsapp": 26, "web": 9, "email": 1}),
-        device_weights=_frozen({"mobile": 88, "tablet": 10, "desktop": 2}),
+        channel_weights=_frozen({"mobile_app": 76, "whatsapp": 19, "web": 4, "email": 1}),
+        device_weights=_frozen({"mobile": 93, "tablet": 6, "desktop": 1}),
         hour_mean=20.5,
-        hour_sd=1.8,
-        weekend_share=0.5,
+        hour_sd=1.4,
+        weekend_share=0.55,
         csat_probs=(0.03, 0.07, 0.2, 0.4, 0.3),
         nps_shift=0.5,
         feedback_rate=0.55,
@@ -193,7 +193,7 @@ SEGMENTS: tuple[SegmentProfile, ...] = (
         handle_time_s=240,
         region_weights=_frozen({"West": 45, "South": 30, "Central": 9, "North": 8, "East": 8}),
         country_weights=_frozen(
-            {"US": 30, "UK": 8, "CA": 6, "IE": 2, "ES": 15, "MX": 25, "AR": 7, "CO": 7}
+            {"MX": 40, "CO": 20, "US": 15, "AR": 10, "ES": 5, "UK": 4, "CA": 3, "IE": 3}
         ),
         gender_weights=_frozen({"female": 55, "male": 42, "non_binary": 3}),
         plan_weights=_frozen({"basic": 60, "pro": 35, "premium": 5}),
@@ -212,20 +212,19 @@ SEGMENTS: tuple[SegmentProfile, ...] = (
         message_rate=0.5,
         category_weights=_frozen(
             {
-                "ACCOUNT": 25,
-                "SUBSCRIPTION": 22,
-                "FEEDBACK": 15,
-                "CONTACT": 12,
-                "ORDER": 10,
-                "DELIVERY": 6,
-                "INVOICE": 4,
+                "SUBSCRIPTION": 32,
+                "FEEDBACK": 25,
+                "CONTACT": 15,
+                "ACCOUNT": 10,
+                "ORDER": 6,
+                "DELIVERY": 4,
             }
         ),
         intent_weights=_frozen({"review": 9.0, "complaint": 1.0}),
-        channel_weights=_frozen({"email": 48, "phone": 36, "web": 14, "whatsapp": 2}),
-        device_weights=_frozen({"desktop": 50, "tablet": 46, "mobile": 4}),
-        hour_mean=9,
-        hour_sd=1.6,
+        channel_weights=_frozen({"email": 62, "phone": 30, "web": 7, "whatsapp": 1}),
+        device_weights=_frozen({"desktop": 72, "tablet": 26, "mobile": 2}),
+        hour_mean=8.5,
+        hour_sd=1.2,
         weekend_share=0.15,
         csat_probs=(0.01, 0.02, 0.07, 0.3, 0.6),
         nps_shift=1.0,
@@ -235,7 +234,7 @@ SEGMENTS: tuple[SegmentProfile, ...] = (
         handle_time_s=300,
         region_weights=_frozen({"North": 55, "East": 18, "Central": 14, "West": 9, "South": 4}),
         country_weights=_frozen(
-            {"US": 30, "UK": 25, "CA": 12, "IE": 8, "ES": 15, "MX": 5, "AR": 3, "CO": 2}
+            {"UK": 45, "IE": 25, "US": 12, "CA": 8, "ES": 5, "MX": 2, "AR": 2, "CO": 1}
         ),
         gender_weights=_frozen({"female": 48, "male": 50, "non_binary": 2}),
         plan_weights=_frozen({"premium": 72, "pro": 24, "basic": 4}),
@@ -265,11 +264,11 @@ SEGMENTS: tuple[SegmentProfile, ...] = (
             }
         ),
         intent_weights=_frozen({"complaint": 19.0, "review": 1.0, "contact_human_agent": 4.0}),
-        channel_weights=_frozen({"phone": 46, "whatsapp": 36, "web": 14, "email": 4}),
-        device_weights=_frozen({"mobile": 62, "desktop": 34, "tablet": 4}),
-        hour_mean=23,
-        hour_sd=2.0,
-        weekend_share=0.3,
+        channel_weights=_frozen({"phone": 56, "whatsapp": 38, "web": 5, "email": 1}),
+        device_weights=_frozen({"mobile": 76, "desktop": 21, "tablet": 3}),
+        hour_mean=1.5,
+        hour_sd=1.5,
+        weekend_share=0.35,
         csat_probs=(0.4, 0.3, 0.18, 0.08, 0.04),
         nps_shift=-2.0,
         feedback_rate=0.8,
@@ -278,7 +277,7 @@ SEGMENTS: tuple[SegmentProfile, ...] = (
         handle_time_s=780,
         region_weights=_frozen({"South": 45, "Central": 30, "East": 10, "West": 10, "North": 5}),
         country_weights=_frozen(
-            {"US": 35, "UK": 15, "CA": 8, "IE": 4, "ES": 13, "MX": 15, "AR": 5, "CO": 5}
+            {"ES": 40, "AR": 20, "US": 15, "MX": 10, "UK": 5, "CA": 4, "CO": 4, "IE": 2}
         ),
         gender_weights=_frozen({"female": 45, "male": 52, "non_binary": 3}),
         plan_weights=_frozen({"basic": 50, "pro": 40, "premium": 10}),
@@ -297,12 +296,10 @@ SEGMENTS: tuple[SegmentProfile, ...] = (
         message_rate=0.7,
         category_weights=_frozen(
             {
-                "ACCOUNT": 45,
+                "ACCOUNT": 55,
+                "ORDER": 18,
                 "PAYMENT": 15,
-                "ORDER": 15,
-                "DELIVERY": 10,
-                "SUBSCRIPTION": 8,
-                "SHIPPING": 4,
+                "DELIVERY": 6,
             }
         ),
         intent_weights=_frozen(
@@ -313,20 +310,20 @@ SEGMENTS: tuple[SegmentProfile, ...] = (
                 "place_order": 4.0,
             }
         ),
-        channel_weights=_frozen({"web": 72, "mobile_app": 14, "email": 10, "whatsapp": 4}),
-        device_weights=_frozen({"tablet": 48, "desktop": 34, "mobile": 18}),
-        hour_mean=15,
-        hour_sd=1.6,
-        weekend_share=0.35,
+        channel_weights=_frozen({"web": 82, "mobile_app": 8, "email": 8, "whatsapp": 2}),
+        device_weights=_frozen({"tablet": 78, "desktop": 12, "mobile": 10}),
+        hour_mean=15.5,
+        hour_sd=1.4,
+        weekend_share=0.5,
         csat_probs=(0.05, 0.1, 0.25, 0.35, 0.25),
         nps_shift=0.0,
         feedback_rate=0.5,
         nps_rate=0.2,
         resolution_rate=0.8,
-        handle_time_s=360,
+        handle_time_s=200,
         region_weights=_frozen({"Central": 48, "East": 18, "North": 14, "South": 10, "West": 10}),
         country_weights=_frozen(
-            {"US": 30, "UK": 12, "CA": 8, "IE": 4, "ES": 18, "MX": 16, "AR": 6, "CO": 6}
+            {"US": 30, "CA": 20, "UK": 15, "ES": 10, "MX": 10, "IE": 5, "AR": 5, "CO": 5}
         ),
         gender_weights=_frozen({"female": 50, "male": 47, "non_binary": 3}),
         plan_weights=_frozen({"basic": 82, "pro": 16, "premium": 2}),
@@ -346,7 +343,7 @@ def get_segment(name: str) -> SegmentProfile:
     Examples
     --------
     >>> get_segment("mobile_shopper").channel_weights["mobile_app"]
-    64
+    76
     """
     for segment in SEGMENTS:
         if segment.name == name:
