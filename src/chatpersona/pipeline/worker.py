@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from chatpersona.exceptions import ParameterError
+from chatpersona.exceptions import BackendError, ParameterError
 from chatpersona.pipeline.metrics import PipelineMetrics, serve_metrics
 from chatpersona.pipeline.steps import (
     DEFAULT_STEPS,
@@ -317,6 +317,7 @@ class Worker:
         self.metrics_port = metrics_port
         self.report = WorkerReport()
         self._stop = threading.Event()
+        self._backoff = 0.0
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in flight, ack it and return."""
@@ -351,6 +352,14 @@ class Worker:
                     log.warning("event %s failed in step %s: %s", d.id, one.step, one.message)
                     rep.retried += 1
                     self.transport.nack([d])
+        if deliveries and not pairs:
+            # Every event failed even alone: a backend outage rather than poison. Slow
+            # down instead of burning through the deliveries budget.
+            self._backoff = min(5.0, max(0.25, self._backoff * 2))
+            log.warning("every event failed; backing off %.2fs", self._backoff)
+            time.sleep(self._backoff)
+        else:
+            self._backoff = 0.0
         done = []
         for d, r in pairs:
             if r.status == "rejected":
@@ -389,7 +398,13 @@ class Worker:
         next_stats = 0.0
         try:
             while not self._stop.is_set():
-                n = self.step()
+                try:
+                    n = self.step()
+                except BackendError as exc:
+                    # The transport is unreachable: nothing was acked; wait and retry.
+                    log.warning("transport failed: %s; retrying in 1s", exc.message)
+                    self._stop.wait(1.0)
+                    continue
                 now = time.monotonic()
                 if n:
                     idle_since = now

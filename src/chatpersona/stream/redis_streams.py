@@ -76,7 +76,8 @@ class RedisStreamsTransport(Transport):
         Number of shard streams (fixed for the life of the stream), consumer group name,
         deliveries before dead-lettering, and how long a dead worker's shards stay locked.
         URL query options of the same names set them:
-        ``redis://127.0.0.1:6379/events?shards=8&group=workers&lease_ms=3000``.
+        ``redis://127.0.0.1:6379/events?shards=8&group=workers&lease_ms=10000``. A lease
+        must outlive the slowest batch; a killed worker's shards wait that long.
     """
 
     scheme = "redis"
@@ -89,7 +90,7 @@ class RedisStreamsTransport(Transport):
         shards: int = 8,
         group: str = "chatpersona",
         max_deliveries: int = 5,
-        lease_ms: int = 3000,
+        lease_ms: int = 10_000,
         dlq_ttl_s: int = 7 * 86400,
     ) -> None:
         import redis
@@ -129,7 +130,7 @@ class RedisStreamsTransport(Transport):
             shards=int_option(owner, query, "shards", 8),
             group=query.get("group", "chatpersona"),
             max_deliveries=int_option(owner, query, "max_deliveries", 5),
-            lease_ms=int_option(owner, query, "lease_ms", 3000, low=100),
+            lease_ms=int_option(owner, query, "lease_ms", 10_000, low=100),
         )
 
     # -- keys -------------------------------------------------------------------------
