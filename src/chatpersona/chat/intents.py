@@ -36,7 +36,7 @@ Chosen on the Bitext held-out split (``bench/bench_intents.py``): at 0.35 almost
 in-domain message passes (coverage is reported there) while small talk and out-of-domain
 messages ("what's the weather?") fall below it."""
 
-DatasetName = Literal["bitext", "banking77"]
+DatasetName = Literal["support", "bitext", "banking77"]
 _DATA = Path(__file__).parent / "data"
 _MODEL_FORMAT = 1
 
@@ -116,10 +116,12 @@ def load_dataset(
 
     Parameters
     ----------
-    name : {"bitext", "banking77"}
+    name : {"support", "bitext", "banking77"}
         ``bitext``: 4,514 customer-support utterances, 27 intents in 11 categories (only one
-        split: ``all``; use :func:`train_test_split`). ``banking77``: 77 banking intents with
-        the official ``train`` (10,003) and ``test`` (3,080) splits.
+        split: ``all``; use :func:`train_test_split`). ``support``: the bot's training set,
+        Bitext plus 135 Spanish utterances written for this project (5 per intent), so
+        Spanish-speaking customers are understood too. ``banking77``: 77 banking intents
+        with the official ``train`` (10,003) and ``test`` (3,080) splits.
     split : {"train", "test", "all"}
 
     Examples
@@ -129,6 +131,17 @@ def load_dataset(
     (4514, 'REFUND')
     """
     root = _DATA
+    if name == "support":
+        if split != "all":
+            raise ParameterError("load_dataset", "split", "'all' for the support data set", split)
+        en = load_dataset("bitext")
+        es = _read_csv(root / "es_seed.csv", "text", "intent", "category")
+        return IntentDataset(
+            "support",
+            en.texts + es.texts,
+            en.labels + es.labels,
+            {**en.categories, **es.categories},
+        )
     if name == "bitext":
         if split != "all":
             raise ParameterError("load_dataset", "split", "'all' for the bitext data set", split)
@@ -145,7 +158,7 @@ def load_dataset(
             texts += ds.texts
             labels += ds.labels
         return IntentDataset(f"banking77-{split}", texts, labels, {lab: lab for lab in labels})
-    raise ParameterError("load_dataset", "name", "one of 'bitext', 'banking77'", name)
+    raise ParameterError("load_dataset", "name", "one of 'support', 'bitext', 'banking77'", name)
 
 
 def train_test_split(
@@ -394,7 +407,7 @@ def cache_key(data: IntentDataset, model: IntentModel) -> str:
 def load_or_train(
     cache_dir: str | Path,
     *,
-    dataset: DatasetName = "bitext",
+    dataset: DatasetName = "support",
     seed: int = 0,
     threshold: float = DEFAULT_THRESHOLD,
     retrain: bool = False,
@@ -405,7 +418,7 @@ def load_or_train(
     ``cache_dir`` is passed in by the caller (the CLI uses the user's cache directory);
     this function reads no environment variables.
     """
-    data = load_dataset(dataset, "all" if dataset == "bitext" else "train")
+    data = load_dataset(dataset, "train" if dataset == "banking77" else "all")
     model = IntentModel(threshold=threshold, seed=seed)
     where = Path(cache_dir) / f"intents-{dataset}-{cache_key(data, model)}"
     if not retrain and (where / "meta.json").is_file():

@@ -169,7 +169,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--retrain", help="Train again even if a cached model exists.")
         ] = False,
     ) -> None:
-        """Train the bot's intent model on the bundled Bitext utterances and cache it."""
+        """Train the bot's intent model (bundled Bitext + Spanish utterances) and cache it."""
         from rich.console import Console
 
         from chatpersona.chat import load_or_train

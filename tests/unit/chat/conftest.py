@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ NOW = datetime(2026, 5, 3, 14, 0, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="session")
 def intent_model() -> IntentModel:
-    ds = load_dataset("bitext")
+    ds = load_dataset("support")  # what the bot trains on: Bitext + Spanish utterances
     return IntentModel(seed=0).fit(ds.texts, ds.labels, ds.categories)
 
 
@@ -100,3 +101,15 @@ def live_api(intent_model: IntentModel) -> Iterator[LiveApi]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def model_cache(intent_model: IntentModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache directory that already holds the bot's model (as ``load_or_train`` names it),
+    so CLI tests load it instead of training again."""
+    from chatpersona.chat.intents import cache_key
+
+    root = tmp_path_factory.mktemp("intent-cache")
+    fresh = IntentModel(threshold=intent_model.threshold, seed=0)
+    intent_model.save(root / f"intents-support-{cache_key(load_dataset('support'), fresh)}")
+    return root

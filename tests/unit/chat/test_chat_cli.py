@@ -11,22 +11,22 @@ from chatpersona.cli.main import app
 from chatpersona.profiles import ProfilePatch, open_store
 
 
-def test_intents_train_then_predict_uses_the_cache(tmp_path: Path) -> None:
+def test_intents_train_then_predict_uses_the_cache(model_cache: Path) -> None:
     runner = CliRunner()
-    out = runner.invoke(app, ["intents", "train", "--cache-dir", str(tmp_path)])
-    assert out.exit_code == 0, out.output
-    assert "27 intents, trained on 4514 utterances" in out.output
-    (cached,) = list(tmp_path.iterdir())
+    (cached,) = list(model_cache.iterdir())
     stamp = (cached / "model.joblib").stat().st_mtime_ns
+    out = runner.invoke(app, ["intents", "train", "--cache-dir", str(model_cache)])
+    assert out.exit_code == 0, out.output
+    assert "27 intents, trained on 4649 utterances" in out.output
     pred = runner.invoke(
-        app, ["intents", "predict", "I want my money back", "--cache-dir", str(tmp_path)]
+        app, ["intents", "predict", "I want my money back", "--cache-dir", str(model_cache)]
     )
     assert pred.exit_code == 0, pred.output
     assert json.loads(pred.output)["category"] == "REFUND"
     assert (cached / "model.joblib").stat().st_mtime_ns == stamp
 
 
-def test_terminal_chat_updates_the_profile(tmp_path: Path) -> None:
+def test_terminal_chat_updates_the_profile(tmp_path: Path, model_cache: Path) -> None:
     db = f"sqlite:///{tmp_path / 'p.db'}"
     store = open_store(db)
     store.merge(
@@ -46,7 +46,7 @@ def test_terminal_chat_updates_the_profile(tmp_path: Path) -> None:
     store.close()
     out = CliRunner().invoke(
         app,
-        ["chat", "--user", "u7", "--store", db, "--cache-dir", str(tmp_path / "cache")],
+        ["chat", "--user", "u7", "--store", db, "--cache-dir", str(model_cache)],
         input="yes\n/end\n5\n10\n",
     )
     assert out.exit_code == 0, out.output

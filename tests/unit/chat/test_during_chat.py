@@ -202,3 +202,22 @@ def test_bad_messages_are_rejected(bot: Bot, make_profile: Callable[..., Profile
     bot.end_chat(profile, conv)
     with pytest.raises(ConflictError, match="has ended"):
         bot.reply(profile, "hello?", conversation=conv)
+
+
+@pytest.mark.parametrize(
+    ("message", "intent"),
+    [
+        ("quiero un reembolso", "get_refund"),
+        ("dónde está mi pedido?", "track_order"),
+        ("olvidé mi contraseña", "recover_password"),
+        ("tengo un problema con mi factura", "check_invoice"),
+    ],
+)
+def test_spanish_messages_are_understood(
+    bot: Bot, make_profile: Callable[..., Profile], message: str, intent: str
+) -> None:
+    profile = make_profile(language="es")
+    conv = bot.greet(profile).conversation
+    turn = bot.reply(profile, message, conversation=conv)
+    assert turn.kind == "answer"
+    assert turn.prediction is not None and turn.prediction.intent == intent
