@@ -348,6 +348,12 @@ class Policy(ABC):
         notes: list[str] = []
         base = list(self.actions) if candidates is None else list(candidates)
         unknown = [a for a in base if a not in self.index_]
+        if candidates is not None and len(set(base)) != len(base):
+            raise ValidationError(
+                f"Candidate actions must be distinct. Got {base} instead.",
+                code="duplicate_candidates",
+                value=base,
+            )
         if unknown:
             raise ValidationError(
                 f"Unknown candidate action(s) {unknown} for decision point "

@@ -62,8 +62,6 @@ def build_context(
     ('loyal_premium', 4.0, 0)
     """
     ctx: dict[str, Any] = {}
-    if user_id is not None:
-        ctx["user_id"] = str(user_id)
     seg = _get(profile, "segment")
     seg_name = _get(seg, "name") if seg is not None and not isinstance(seg, str) else seg
     if seg_name is not None:
@@ -77,6 +75,8 @@ def build_context(
             ctx[key] = {**ctx.get(key, {}), **value}
         else:
             ctx[key] = value
+    if user_id is not None:  # the caller's user id, never one smuggled in the context
+        ctx["user_id"] = str(user_id)
     if "hour" not in ctx or "weekday" not in ctx:
         dt = datetime.fromtimestamp(time.time() if now is None else now, UTC)
         ctx.setdefault("hour", dt.hour)

@@ -86,6 +86,15 @@ def make_policy(
         )
     cls = POLICIES[kind]
     spec.pop("context", None)
+    if "guardrails" in spec:  # a policy file may carry its own guardrails
+        own = Guardrails.from_dict(spec.pop("guardrails"))
+        if guardrails is not None:
+            own = Guardrails(
+                no_explore=[*guardrails.no_explore, *own.no_explore],
+                forbid=[*guardrails.forbid, *own.forbid],
+                caps={**guardrails.caps, **own.caps},
+            )
+        guardrails = own
     known = _params_of(cls)
     unknown = sorted(set(spec) - known)
     if unknown:
@@ -112,7 +121,8 @@ def load_policy_spec(name_or_path: str | Path) -> dict[str, Any]:
     """A policy spec from a registry name (``linucb``) or a YAML file path.
 
     The YAML holds ``type`` and the policy's parameters, and optionally ``context`` (a
-    :class:`ContextSchema` mapping) and ``actions``.
+    :class:`ContextSchema` mapping), ``guardrails`` (as in the decision-points YAML) and
+    ``actions``.
     """
     text = str(name_or_path)
     if text in POLICIES:

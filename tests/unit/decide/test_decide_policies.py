@@ -211,3 +211,26 @@ def test_batch_matches_single_decisions_for_linucb() -> None:
         probs = p.probabilities(c)
         assert batch.probabilities[i] == pytest.approx([probs[a] for a in ACTIONS])
         assert batch.propensities[i] == pytest.approx(probs[batch.actions[i]])
+
+
+def test_duplicate_candidates_rejected_and_policy_file_guardrails() -> None:
+    p = LinUCB(ACTIONS)
+    with pytest.raises(ValidationError, match="Candidate actions must be distinct"):
+        p.decide({}, candidates=["a", "a"])
+    q = make_policy(
+        {
+            "type": "epsilon_greedy",
+            "epsilon": 1.0,
+            "guardrails": {"no_explore": [{"name": "vip", "when": {"segment": "vip"}}]},
+        },
+        ACTIONS,
+    )
+    assert q.decide({"segment": "vip"}).explanation["no_explore"] == ["vip"]
+    assert q.decide({"segment": "other"}).explore_allowed
+
+
+def test_context_cannot_override_the_user_id() -> None:
+    from chatpersona.decide import build_context
+
+    ctx = build_context("u1", {"user_id": "someone_else", "intent": "x"}, None, now=0.0)
+    assert ctx["user_id"] == "u1" and ctx["intent"] == "x"
