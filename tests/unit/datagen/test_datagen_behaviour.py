@@ -258,3 +258,58 @@ def test_cli_generate_help_and_bad_date(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["generate", "--users", "5", "-o", str(tmp_path), "--start", "05/01/2026"])
     assert exit_info.value.code == 2
+
+
+def test_latent_segments_are_recoverable_by_plain_kmeans(generated: GenerationResult) -> None:
+    """Per-user behaviour (shares of channel, device, category, time; counts; CSAT) plus age
+    separates the segments: a plain K-Means(5) matches the truth with ARI >= 0.8."""
+    import numpy as np
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+    from sklearn.preprocessing import StandardScaler
+
+    from chatpersona.datagen import CATEGORIES, CHANNELS, DEVICES
+
+    ev = read_events(generated.events_path).unnest("payload")
+    ev = ev.with_columns(t=pl.col("ts").str.to_datetime("%Y-%m-%dT%H:%M:%SZ"))
+    starts = ev.filter(pl.col("type") == "chat_started").with_columns(hour=pl.col("t").dt.hour())
+    hour = pl.col("hour")
+    chats = starts.group_by("user_id").agg(
+        [(pl.col("channel") == c).mean().alias(c) for c in CHANNELS]
+        + [(pl.col("device") == d).mean().alias(d) for d in DEVICES]
+        + [
+            pl.len().log1p().alias("n"),
+            (hour < 6).mean().alias("night"),
+            hour.is_between(6, 11).mean().alias("morning"),
+            hour.is_between(12, 17).mean().alias("afternoon"),
+            (pl.col("t").dt.weekday() >= 6).mean().alias("weekend"),
+        ]
+    )
+    cats = (
+        ev.filter(pl.col("type") == "message")
+        .group_by("user_id")
+        .agg(*[(pl.col("category") == c).mean().alias(c) for c in CATEGORIES])
+    )
+    csat = ev.filter(pl.col("type") == "feedback").group_by("user_id").agg(pl.col("csat").mean())
+    users = (
+        pl.read_csv(generated.users_path, infer_schema=False)
+        .unique("user_id", keep="first")
+        .select("user_id", age=pl.col("age").cast(pl.Int64))
+        .with_columns(age=pl.when(pl.col("age").is_between(18, 90)).then("age"))
+    )
+    truth = pl.read_csv(generated.truth_path)
+    table = (
+        truth.join(chats, on="user_id", how="left")
+        .join(cats, on="user_id", how="left")
+        .join(csat, on="user_id", how="left")
+        .join(users, on="user_id", how="left")
+    )
+    table = table.with_columns(
+        pl.col("csat").fill_null(pl.col("csat").mean()),
+        pl.col("age").fill_null(pl.col("age").median()),
+    )
+    x = table.drop("user_id", "segment").fill_null(0).to_numpy().astype(np.float64)
+    labels = KMeans(5, n_init=10, random_state=0).fit_predict(StandardScaler().fit_transform(x))
+    ari = adjusted_rand_score(table["segment"].to_list(), labels)
+    print(f"ARI {ari:.3f}")
+    assert ari >= 0.8
