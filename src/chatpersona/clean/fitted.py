@@ -30,7 +30,9 @@ from chatpersona.clean.plan import NUMERIC_KINDS, CleaningPlan, ColumnRule
 from chatpersona.clean.polars_engine import (
     MAX_INT,
     REASON_BY_KIND,
+    apply_stages,
     as_text_frame,
+    merge_stages,
     norm_synonyms,
     parse_stage,
     parsed_refs,
@@ -185,9 +187,9 @@ class FittedPlan:
         parsed numbers and label counts are kept, never the raw rows); returns ``self``."""
         names = list(self.plan.columns)
         mv = self.plan.missing_values
-        stage1: list[pl.Expr] = []
-        for i, rule in enumerate(self.plan.columns.values()):
-            stage1 += parse_stage(rule, i, mv)
+        stages = merge_stages(
+            [parse_stage(rule, i, mv) for i, rule in enumerate(self.plan.columns.values())]
+        )
         invalid = [
             parsed_refs(rule, i).invalid.alias(f"__x{i}")
             for i, rule in enumerate(self.plan.columns.values())
@@ -205,7 +207,7 @@ class FittedPlan:
                 columns_in = list(df.columns)
             n_rows += df.height
             text = as_text_frame(df.select(names), names)
-            parsed = text.lazy().with_columns(stage1).collect()
+            parsed = apply_stages(text.lazy(), stages).collect()
             flags = parsed.select(invalid)
             for i, (name, rule) in enumerate(self.plan.columns.items()):
                 counts[name]["n_missing"] += int(parsed[f"__m{i}"].sum())
