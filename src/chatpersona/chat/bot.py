@@ -235,6 +235,8 @@ class ProfileContext:
             return None
 
         name = first("name", "first_name", "display_name")
+        if name is None:
+            name = _name_from_email(first("email"))
         issue = None
         if prefs.get("open_issue_category") and prefs.get("open_issue_at"):
             issue = {
@@ -257,6 +259,16 @@ class ProfileContext:
             csat_last=profile.feedback.csat_last,
             preferred_tone=str(tone) if tone in TONES else None,
         )
+
+
+def _name_from_email(email: Any) -> str | None:
+    """``"maria.garcia42@example.com"`` -> ``"Maria"``: a first name for the greeting when
+    the profile has none (the generator's emails are ``first.last<n>@domain``)."""
+    if not isinstance(email, str) or "@" not in email:
+        return None
+    token = re.split(r"[._+-]", email.strip().split("@", 1)[0])[0]
+    token = re.sub(r"\d+$", "", token)
+    return token.capitalize() if len(token) >= 2 and token.isalpha() else None
 
 
 def default_decision(profile: Profile) -> ChatDecision:

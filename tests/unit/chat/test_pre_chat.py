@@ -121,3 +121,17 @@ def test_engine_decisions_by_point(bot: Bot, make_profile: Callable[..., Profile
     assert conv.tone == "formal"
     assert conv.decision["decision_ids"] == {"tone": "d-tone", "routing": "d-route"}
     assert conv.decision["route"] == "bot"
+
+
+@pytest.mark.parametrize(
+    ("email", "expected"),
+    [
+        ("maria.garcia42@example.com", "Hi, Maria! How can I help?"),
+        ("  JOHN.SMITH7@EXAMPLE.COM ", "Hi, John! How can I help?"),
+        ("x1@example.com", "Hi! How can I help?"),
+        ("not-an-email", "Hi! How can I help?"),
+    ],
+)
+def test_name_falls_back_to_the_email(bot: Bot, email: str, expected: str) -> None:
+    profile = Profile(user_id="u-5", attributes={"email": email})
+    assert bot.greet(profile).text == expected

@@ -40,7 +40,7 @@ from chatpersona.api.deps import (
 )
 from chatpersona.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ApiError, error_doc
 from chatpersona.api.schemas import USER_ID_PATTERN, ProfilePublic
-from chatpersona.chat.bot import Bot, BotTurn, Conversation
+from chatpersona.chat.bot import Bot, BotTurn, Conversation, ProfileContext
 from chatpersona.config import Settings
 from chatpersona.exceptions import BackendError, ChatpersonaError
 from chatpersona.profiles.base import ProfileStore
@@ -578,7 +578,7 @@ def demo_users(
         users.append(
             {
                 "user_id": p.user_id,
-                "name": prefs.get("name") or p.attributes.get("name"),
+                "name": ProfileContext.of(p).name,
                 "segment": p.segment.name if p.segment else None,
                 "language": prefs.get("language") or p.attributes.get("language"),
                 "open_issue": prefs.get("open_issue_category"),
