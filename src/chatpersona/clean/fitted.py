@@ -195,6 +195,18 @@ class FittedPlan:
             for i, rule in enumerate(self.plan.columns.values())
         ]
         self._parsed: pl.DataFrame | None = None
+        # Keep only what transform needs from the parse (raw text only where the report
+        # compares it), so the temporary stage columns are freed at once.
+        keep = [
+            c
+            for i, rule in enumerate(self.plan.columns.values())
+            for c in (
+                f"__p{i}",
+                f"__m{i}",
+                *([f"__k{i}"] if rule.kind == "currency" else []),
+                *([rule.name] if rule.kind in TEXT_KINDS else []),
+            )
+        ]
         n_rows = 0
         counts: dict[str, dict[str, int]] = {n: {"n_missing": 0, "n_invalid": 0} for n in names}
         numbers: dict[str, list[pl.Series]] = {n: [] for n in names}
@@ -207,7 +219,7 @@ class FittedPlan:
                 columns_in = list(df.columns)
             n_rows += df.height
             text = as_text_frame(df.select(names), names)
-            parsed = apply_stages(text.lazy(), stages).collect()
+            parsed = apply_stages(text.lazy(), stages).select(keep).collect()
             flags = parsed.select(invalid)
             for i, (name, rule) in enumerate(self.plan.columns.items()):
                 counts[name]["n_missing"] += int(parsed[f"__m{i}"].sum())
