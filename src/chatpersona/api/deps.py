@@ -16,15 +16,18 @@ dependency here is ``async``: a sync one would cost a thread-pool hop per reques
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from chatpersona.api.errors import ApiError
 from chatpersona.api.limits import TokenBucketLimiter
 from chatpersona.api.security import KeyAuthenticator, Principal
 from chatpersona.config import Settings
 from chatpersona.profiles.base import ProfileStore
+
+T = TypeVar("T")
 
 __all__ = [
     "AUTH_MARKER",
@@ -41,6 +44,7 @@ __all__ = [
     "get_settings",
     "get_store",
     "require_scope",
+    "run_store",
 ]
 
 
@@ -60,6 +64,20 @@ async def get_services(request: Request) -> dict[str, Any]:
     """Optional components (``"state"``, ``"event_log"``, ``"segments"`` ...) by name."""
     services: dict[str, Any] = request.app.state.services
     return services
+
+
+INLINE_STORE_SCHEMES = frozenset({"memory", "sqlite"})
+"""Stores whose calls run inline on the event loop: local, CPU-bound and short (a thread
+hop costs more than the call). Network stores (PostgreSQL, the Redis cache) wait on I/O,
+so their calls go to the thread pool, where waits of many requests overlap."""
+
+
+async def run_store(store: ProfileStore, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call ``fn(*args, **kwargs)`` — a method of ``store`` — inline or in the thread pool,
+    depending on the store's kind (see :data:`INLINE_STORE_SCHEMES`)."""
+    if getattr(store, "scheme", None) in INLINE_STORE_SCHEMES:
+        return fn(*args, **kwargs)
+    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

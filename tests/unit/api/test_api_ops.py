@@ -220,3 +220,26 @@ def test_openapi_documents_the_seed_routes(client: TestClient) -> None:
     assert schemes["APIKeyHeader"]["name"] == "X-API-Key"
     post = paths["/api/user/{user_id}/profile"]["post"]
     assert {"401", "403", "413", "422", "429"} <= set(post["responses"])
+
+
+def test_store_calls_run_inline_for_local_stores_and_in_threads_for_network_ones() -> None:
+    import asyncio
+    import threading
+
+    from chatpersona.api.deps import run_store
+
+    class NetworkStore(MemoryStore):
+        scheme = "postgresql"
+
+    def where() -> str:
+        return threading.current_thread().name
+
+    async def both() -> tuple[str, str, str]:
+        loop_thread = threading.current_thread().name
+        local = await run_store(MemoryStore(), where)
+        remote = await run_store(NetworkStore(), where)
+        return loop_thread, local, remote
+
+    loop_thread, local, remote = asyncio.run(both())
+    assert local == loop_thread
+    assert remote != loop_thread

@@ -40,7 +40,8 @@ from chatpersona.api.deps import (
 )
 from chatpersona.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ApiError, error_doc
 from chatpersona.api.schemas import USER_ID_PATTERN, ProfilePublic
-from chatpersona.chat.bot import Bot, BotTurn, Conversation, ProfileContext
+from chatpersona.chat.bot import Bot, BotTurn, Conversation
+from chatpersona.chat.demo import pick_demo_users
 from chatpersona.config import Settings
 from chatpersona.exceptions import BackendError, ChatpersonaError
 from chatpersona.profiles.base import ProfileStore
@@ -558,31 +559,4 @@ def demo_users(
     n: Annotated[int, Query(ge=1, le=50)] = 6,
 ) -> dict[str, Any]:
     """Up to ``n`` users, one per segment first, preferring users with an open issue."""
-    profiles = _scan(store, principal.tenant, 3000)
-    profiles.sort(key=lambda p: (not p.preferences.get("open_issue_category"), p.user_id))
-    chosen: list[Profile] = []
-    seen: set[str] = set()
-    for p in profiles:
-        sid = p.segment.id if p.segment else "none"
-        if sid not in seen:
-            seen.add(sid)
-            chosen.append(p)
-    for p in profiles:
-        if len(chosen) >= n:
-            break
-        if p not in chosen:
-            chosen.append(p)
-    users = []
-    for p in chosen[:n]:
-        prefs = p.preferences
-        users.append(
-            {
-                "user_id": p.user_id,
-                "name": ProfileContext.of(p).name,
-                "segment": p.segment.name if p.segment else None,
-                "language": prefs.get("language") or p.attributes.get("language"),
-                "open_issue": prefs.get("open_issue_category"),
-                "open_issue_at": prefs.get("open_issue_at"),
-            }
-        )
-    return {"users": users}
+    return {"users": pick_demo_users(store, principal.tenant, n)}

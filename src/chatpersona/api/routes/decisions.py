@@ -24,7 +24,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatpersona.api.deps import Principal, ServicesDep, StoreDep, require_scope
-from chatpersona.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ApiError
+from chatpersona.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ApiError, error_doc
 from chatpersona.api.schemas import USER_ID_PATTERN
 from chatpersona.config import Settings
 from chatpersona.decide.engine import DecisionEngine
@@ -133,7 +133,15 @@ def _engine(services: dict[str, Any]) -> DecisionEngine:
     "/api/personalize",
     response_model=PersonalizePublic,
     summary="Choose a personalized action for a user at a decision point",
-    responses=BODY_RESPONSES,
+    responses={
+        **BODY_RESPONSES,
+        400: error_doc(
+            "Invalid context (e.g. unknown or duplicate candidates, a non-object "
+            "'features'), or guardrails allow no action."
+        ),
+        404: error_doc("Unknown decision point."),
+        503: error_doc("No decision engine is configured."),
+    },
 )
 def personalize(
     body: PersonalizeRequest, store: StoreDep, services: ServicesDep, principal: ReaderDep
@@ -167,7 +175,13 @@ def personalize(
     "/api/decisions/{decision_id}/reward",
     response_model=RewardPublic,
     summary="Reward a decision (a value in [0, 1] or raw outcomes)",
-    responses=BODY_RESPONSES,
+    responses={
+        **BODY_RESPONSES,
+        400: error_doc("Both or neither of 'reward' and 'outcomes', or no outcome given."),
+        404: error_doc("Unknown, expired or another tenant's decision."),
+        409: error_doc("The decision already has its reward."),
+        503: error_doc("No decision engine is configured."),
+    },
 )
 def reward_decision(
     decision_id: DecisionIdPath, body: RewardCreate, services: ServicesDep, principal: WriterDep

@@ -2,9 +2,11 @@
 valid events to the configured transport, answering event by event.
 
 The tenant of every event is the caller's key tenant (a body ``tenant`` is overwritten),
-so a key can never write into another tenant. The transport is
-``app.state.services["transport"]``; :func:`setup` opens it from ``settings.bus_url`` when
-the app was given none.
+so a key can never write into another tenant. When ``app.state.services["pipeline"]`` is
+wired (embedded mode, like the chat router), the valid events run through it
+synchronously and the answer also carries what the pipeline said (``duplicate``, or a
+rejection such as ``too_late``); otherwise they go to ``services["transport"]``, which
+:func:`setup` opens from ``settings.bus_url`` when the app was given none.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chatpersona.api.deps import Principal, require_scope
 from chatpersona.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ApiError
 from chatpersona.config import Settings
-from chatpersona.exceptions import BackendError
+from chatpersona.exceptions import BackendError, ChatpersonaError
 from chatpersona.stream.base import Transport, open_transport
 from chatpersona.stream.events import Event, EventRejected, parse_event
 
@@ -69,6 +71,9 @@ class EventOutcome(BaseModel):
     index: int
     event_id: str | None
     status: str
+    """``accepted`` or ``rejected``."""
+    outcome: str | None = None
+    """With an in-process pipeline: ``processed`` or ``duplicate``."""
     reason: str | None = None
     field: str | None = None
     message: str | None = None
@@ -101,7 +106,9 @@ def publish_events(
 ) -> EventBatchPublic:
     """Validate each event (schema, type, size), stamp the caller's tenant, and publish the
     valid ones; invalid ones are answered with a reason code and are not published."""
-    transport = _transport(request)
+    services = request.app.state.services
+    pipeline = services.get("pipeline")
+    transport = None if pipeline is not None else _transport(request)
     results: list[EventOutcome] = []
     valid: list[Event] = []
     for i, raw in enumerate(body.events):
@@ -122,18 +129,34 @@ def publish_events(
             continue
         valid.append(event)
         results.append(EventOutcome(index=i, event_id=event.event_id, status="accepted"))
-    if valid:
+    if valid and pipeline is not None:
+        try:
+            done = pipeline.process(valid)
+        except ChatpersonaError as exc:
+            raise ApiError(503, "pipeline_unavailable", f"Processing failed: {exc}") from exc
+        accepted = [r for r in results if r.status == "accepted"]
+        for outcome, res in zip(accepted, done, strict=True):
+            if res.status == "rejected":
+                outcome.status, outcome.reason, outcome.message = (
+                    "rejected",
+                    res.reason,
+                    res.detail,
+                )
+            else:
+                outcome.outcome = res.status
+    elif valid:
+        assert transport is not None
         try:
             transport.publish(valid)
         except BackendError as exc:
             raise ApiError(503, "transport_unavailable", f"Publishing failed: {exc}") from exc
-    return EventBatchPublic(
-        accepted=len(valid), rejected=len(results) - len(valid), results=results
-    )
+    n_ok = sum(1 for r in results if r.status == "accepted")
+    return EventBatchPublic(accepted=n_ok, rejected=len(results) - n_ok, results=results)
 
 
 def setup(app: FastAPI, settings: Settings) -> None:
-    """Open the transport named by ``settings.bus_url`` unless the app already has one."""
+    """Open the transport named by ``settings.bus_url`` unless the app already has one
+    (or has an in-process pipeline instead)."""
     services = app.state.services
-    if services.get("transport") is None and settings.bus_url:
+    if services.get("transport") is None and services.get("pipeline") is None and settings.bus_url:
         services["transport"] = open_transport(settings.bus_url)

@@ -7,11 +7,10 @@ Erasure and export also reach optional components in ``app.state.services``: any
 with ``delete_user(tenant, user_id)`` is called by ``DELETE`` and any service with
 ``export_user(tenant, user_id)`` contributes to the export.
 
-The endpoints are ``async`` and call the store inline: a store call is a short local
-operation (SQLite WAL, a pooled PostgreSQL query, a Redis read), and handing it to the
-thread pool cost more than the call itself (measured: three pool hops per request
-dominated GET latency). Each uvicorn worker therefore runs one store call at a time;
-scale with ``--workers``.
+The endpoints are ``async`` and reach the store through :func:`~chatpersona.api.deps.run_store`:
+inline for local stores (memory, SQLite: a thread hop costs more than the call), in the
+thread pool for network stores (PostgreSQL, the Redis cache), so that their I/O waits
+overlap. Service hooks (erasure, export) always run in the thread pool.
 """
 
 from __future__ import annotations
@@ -20,8 +19,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
+from starlette.concurrency import run_in_threadpool
 
-from chatpersona.api.deps import ProfileReaderDep, ProfileWriterDep, ServicesDep, StoreDep
+from chatpersona.api.deps import (
+    ProfileReaderDep,
+    ProfileWriterDep,
+    ServicesDep,
+    StoreDep,
+    run_store,
+)
 from chatpersona.api.errors import (
     BODY_RESPONSES,
     ERROR_RESPONSES,
@@ -62,7 +68,7 @@ UserIdPath = Annotated[
 )
 async def read_profile(user_id: UserIdPath, store: StoreDep, principal: ProfileReaderDep) -> Any:
     """The profile of ``user_id`` (scope ``profile:read``)."""
-    profile = store.get(principal.tenant, user_id)
+    profile = await run_store(store, store.get, principal.tenant, user_id)
     if profile is None:
         raise not_found()
     return _profile_response(profile)
@@ -82,7 +88,7 @@ async def update_profile(
     ``preferences`` merge key by key (``null`` deletes a key); ``interaction_history``
     is appended without duplicates, most recent first. Unknown fields are rejected (422).
     """
-    profile = store.merge(principal.tenant, user_id, body.to_patch())
+    profile = await run_store(store, store.merge, principal.tenant, user_id, body.to_patch())
     return _profile_response(profile)
 
 
@@ -98,11 +104,12 @@ async def erase_user(
     """Erase the profile (and its cache entry), then the user's data in every optional
     component that implements ``delete_user(tenant, user_id)`` (real-time state, event
     log ...). Scope ``profile:write``; 404 when nothing was held about the user."""
-    erased: dict[str, int] = {"profile": int(store.delete(principal.tenant, user_id))}
+    existed = await run_store(store, store.delete, principal.tenant, user_id)
+    erased: dict[str, int] = {"profile": int(existed)}
     for name, service in sorted(services.items()):
         hook = getattr(service, "delete_user", None)
         if callable(hook):
-            erased[name] = _as_count(hook(principal.tenant, user_id))
+            erased[name] = _as_count(await run_in_threadpool(hook, principal.tenant, user_id))
     if not any(erased.values()):
         raise not_found()
     return ErasurePublic(user_id=user_id, erased=erased)
@@ -119,12 +126,12 @@ async def export_user(
 ) -> Any:
     """The profile plus the user's data in every optional component that implements
     ``export_user(tenant, user_id)``, as JSON (scope ``profile:read``)."""
-    profile = store.get(principal.tenant, user_id)
+    profile = await run_store(store, store.get, principal.tenant, user_id)
     extra: dict[str, Any] = {}
     for name, service in sorted(services.items()):
         hook = getattr(service, "export_user", None)
         if callable(hook):
-            data = hook(principal.tenant, user_id)
+            data = await run_in_threadpool(hook, principal.tenant, user_id)
             if data:
                 extra[name] = data
     if profile is None and not extra:
@@ -156,7 +163,9 @@ async def list_users(
     limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 100,
 ) -> Any:
     """One page of the tenant's profiles ordered by user id (scope ``profile:read``)."""
-    page = store.scan(principal.tenant, segment=segment, cursor=cursor, limit=limit)
+    page = await run_store(
+        store, store.scan, principal.tenant, segment=segment, cursor=cursor, limit=limit
+    )
     return UserPagePublic(
         items=[ProfilePublic.of(p) for p in page.items], next_cursor=page.next_cursor
     )
