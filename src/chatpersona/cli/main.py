@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from chatpersona import __version__
 from chatpersona.cli import (
@@ -78,7 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
     except ChatpersonaError as exc:
-        err_console.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+        err_console.print(
+            f"[bold red]error[/] {escape(f'[{exc.code}]')} {escape(exc.message)}", highlight=False
+        )
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
