@@ -91,3 +91,26 @@ def test_scope_auth_and_batch_limit(env: tuple) -> None:
     assert (
         client.post("/api/events", json={"events": many[:500]}, headers=writer).status_code == 202
     )
+
+
+def test_in_process_pipeline_answers_with_its_outcome() -> None:
+    from chatpersona.stream import WindowConfig
+
+    store = open_store("memory://")
+    writer = store.create_key("acme", frozenset({"events:write"}))[1]  # type: ignore[attr-defined]
+    pipeline = Pipeline(store=store, windows=WindowConfig(allowed_lateness_s=60))
+    app = create_app(Settings(store_url="memory://"), store=store, services={"pipeline": pipeline})
+    evs = make_events(4, users=1, chats=2, span_h=48)
+    with TestClient(app) as client:
+        r = client.post(
+            "/api/events",
+            json={"events": [evs[-1], evs[-1], evs[0]]},
+            headers={"Authorization": f"Bearer {writer}"},
+        )
+    body = r.json()
+    assert r.status_code == 202 and (body["accepted"], body["rejected"]) == (2, 1)
+    assert [x["outcome"] for x in body["results"][:2]] == ["processed", "duplicate"]
+    assert body["results"][2]["reason"] == "too_late"
+    assert "transport" not in app.state.services
+    prof = store.get("acme", evs[0]["user_id"])
+    assert prof is not None and prof.interaction_count == 1
