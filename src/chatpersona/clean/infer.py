@@ -37,6 +37,7 @@ from chatpersona.exceptions import ParameterError
 __all__ = ["infer_plan"]
 
 _ID_NAME = re.compile(r"(^id$|_id$|id$|uuid|^key$)", re.IGNORECASE)
+_DATE_NAME = re.compile(r"(date|time|_at$|^ts$|day)", re.IGNORECASE)
 _TS_NAME = re.compile(r"(updated|modified|changed|_at$|timestamp|^ts$)", re.IGNORECASE)
 _NUMERIC_DATE = re.compile(DATE_PATTERNS[1][1])
 _TIME_PART = re.compile(r"[0-9]:[0-5][0-9]")
@@ -126,7 +127,8 @@ def _infer_column(
         _share(sample, lambda v, f=first: parse_datetime(v, f, "s") is not None)
         for first in (True, False)
     )
-    if date_share >= 0.9:
+    date_named = _DATE_NAME.search(name) is not None
+    if date_share >= 0.9 or (date_share >= 0.5 and date_named):
         dayfirst, why = _dayfirst(sample)
         has_time = any(_TIME_PART.search(v) for v in sample[:2000])
         kind = "datetime" if has_time and not name.lower().endswith("date") else "date"
