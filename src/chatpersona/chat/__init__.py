@@ -12,6 +12,7 @@ from chatpersona.chat.bot import (
     make_event,
     open_issues_from_events,
 )
+from chatpersona.chat.demo import apply_open_issues, pick_demo_users, read_events_jsonl
 from chatpersona.chat.intents import (
     DEFAULT_THRESHOLD,
     IntentDataset,
@@ -46,6 +47,7 @@ __all__ = [
     "ProfileContext",
     "Rendered",
     "ResponseRenderer",
+    "apply_open_issues",
     "category_label",
     "day_month",
     "default_decision",
@@ -54,5 +56,7 @@ __all__ = [
     "make_event",
     "normalize_language",
     "open_issues_from_events",
+    "pick_demo_users",
+    "read_events_jsonl",
     "train_test_split",
 ]
