@@ -88,7 +88,7 @@ def final(p: Pipeline, users: list[str]) -> tuple[dict, dict]:
     return states, profiles
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(
     seed=st.integers(0, 100_000),
     order=st.integers(0, 100_000),
