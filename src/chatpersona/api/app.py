@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.routing import compile_path
 
 from chatpersona import __version__
 from chatpersona.api.deps import AUTH_MARKER
@@ -112,6 +113,7 @@ def create_app(
     app.state.services = the_services
     app.state.metrics = Metrics()
     app.state.rate_limiter = TokenBucketLimiter(settings.rate_limit_per_minute)
+    app.state.route_methods = []  # (path regex, methods): the Allow header of a 405
     app.state.authenticator = KeyAuthenticator(find_key_store(the_store, the_services))
 
     install_error_handlers(app)
@@ -132,6 +134,10 @@ def create_app(
         app.include_router(module.router)
         templates.extend(route_templates(module.router.routes))
         secured.update(_secured_operations(module.router.routes))
+        for route in module.router.routes:
+            if isinstance(getattr(route, "path", None), str) and getattr(route, "methods", None):
+                regex, _, _ = compile_path(route.path)
+                app.state.route_methods.append((regex, set(route.methods)))
         setup = getattr(module, "setup", None)
         if callable(setup):
             setup(app, settings)

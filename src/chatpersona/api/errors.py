@@ -7,6 +7,7 @@ user of another tenant is the very same object as the 404 for an unknown user.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,6 +79,10 @@ _REASONS = {
 }
 
 
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
 def not_found() -> ApiError:
     """The one 404 for a user: identical for an unknown id and another tenant's user."""
     return ApiError(404, "not_found", "No such user.")
@@ -98,6 +103,15 @@ def _render(err: ApiError) -> JSONResponse:
         content={"error": err.error, "code": err.code, "message": err.message},
         headers=err.headers or None,
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for regex, route_methods in getattr(request.app.state, "route_methods", ()):
+        if regex.match(path):
+            methods |= route_methods
+    return sorted(methods)
 
 
 def _status_of(exc: ChatpersonaError) -> int:
@@ -131,12 +145,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # One route per method: the framework's Allow names only the first one found.
+            allowed = _allowed_methods(request)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
         return _render(
             ApiError(
                 exc.status_code,
-                _REASONS.get(exc.status_code, "http_error").lower(),
+                _snake(_REASONS.get(exc.status_code, "HttpError")),
                 str(exc.detail),
-                headers=exc.headers,
+                headers=headers,
             )
         )
 

@@ -243,3 +243,13 @@ def test_store_calls_run_inline_for_local_stores_and_in_threads_for_network_ones
     loop_thread, local, remote = asyncio.run(both())
     assert local == loop_thread
     assert remote != loop_thread
+
+
+def test_framework_errors_have_the_error_shape(client: TestClient) -> None:
+    missing = client.get("/no/such/path")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "NotFound", "code": "not_found", "message": "Not Found"}
+    wrong = client.put("/api/user/u1/profile")
+    assert wrong.status_code == 405
+    assert wrong.json()["code"] == "method_not_allowed"
+    assert set(wrong.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST", "DELETE"}
