@@ -211,3 +211,87 @@ def test_setup_loads_saved_state(tmp_path: Path) -> None:
         store=open_store("memory://"),
     )
     assert app.state.services["decisions"].policy("tone").n_updates_ == 5
+
+
+def test_openapi_fuzz_of_decision_routes() -> None:
+    """schemathesis over this stage's two operations: positive cases must be answered as
+    documented (an unknown decision point or decision id is a documented 404), negative
+    cases rejected with a 4xx, never a 5xx."""
+    from collections import Counter
+
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis import GenerationMode
+    from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+    store = open_store("memory://")
+    _, secret = store.create_key("acme", {"admin"})
+    app = create_app(Settings(rate_limit_per_minute=0), store=store)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    auth = {"Authorization": f"Bearer {secret}"}
+    cases: Counter[str] = Counter()
+    expected_refusals = {
+        "unknown_decision_point",
+        "unknown_decision",
+        "invalid_context",
+        "unknown_action",
+        "duplicate_candidates",
+        "reward_or_outcomes",
+        "no_outcome",
+        "no_allowed_action",
+        "already_rewarded",
+    }
+    operations = [
+        op
+        for op in (result.ok() for result in schema.get_all_operations())
+        if "decisions" in set(op.tags or ())
+    ]
+    assert len(operations) == 2
+    for operation in operations:
+        for mode, budget in ((GenerationMode.POSITIVE, 60), (GenerationMode.NEGATIVE, 30)):
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(
+                max_examples=budget,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+            def run(case: schemathesis.Case) -> None:
+                response = case.call(headers=auth)
+                assert response.status_code < 500, response.text
+                excluded = []
+                if response.status_code in (400, 404, 409) and (
+                    response.json().get("code") in expected_refusals
+                ):
+                    excluded = [positive_data_acceptance]
+                case.validate_response(response, excluded_checks=excluded, headers=auth)
+                cases[case.operation.label] += 1
+
+            run()
+    assert all(n >= 30 for n in cases.values()), cases
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"features": "lots"},
+        {"consent": [1, 2]},
+        {"candidates": "warm_welcome"},
+        {"candidates": [1, 2]},
+        {"candidates": ["nope"]},
+        {"candidates": ["concise", "concise"]},
+    ],
+)
+def test_malformed_contexts_are_400_not_500(
+    client: TestClient, store: ProfileStore, context: dict
+) -> None:
+    read = headers(store, "acme", "profile:read")
+    r = client.post(
+        "/api/personalize",
+        json={"user_id": "u1", "decision_point": "tone", "context": context},
+        headers=read,
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] in {"invalid_context", "unknown_action", "duplicate_candidates"}

@@ -107,7 +107,9 @@ class ContextSchema:
                 ints.add(str(c["intent"]))
             if c.get("channel") is not None:
                 chans.add(str(c["channel"]))
-            feats = c.get("features") or {}
+            feats = c.get("features")
+            if not isinstance(feats, Mapping):
+                continue
             nums.update(k for k, v in feats.items() if isinstance(v, int | float))
         return cls(
             segments=tuple(sorted(segs)),
@@ -179,7 +181,9 @@ class Featurizer:
         x[self._o_int + intent] = 1.0
         x[self._o_chan + chan] = 1.0
         if self.schema.numeric:
-            feats = context.get("features") or {}
+            feats = context.get("features")
+            if not isinstance(feats, Mapping):
+                feats = {}
             fget = feats.get
             vals = [fget(n) for n in self.schema.numeric]
             if any(v is None for v in vals):  # fall back to top-level keys where needed
@@ -215,7 +219,9 @@ class Featurizer:
         if self.schema.numeric:
             o = self._o_num
             for i, c in enumerate(contexts):
-                feats = c.get("features") or {}
+                feats = c.get("features")
+                if not isinstance(feats, Mapping):
+                    feats = {}
                 vals = [feats.get(name, c.get(name)) for name in self.schema.numeric]
                 try:
                     X[i, o : self._o_cross] = np.array(vals, dtype=float)

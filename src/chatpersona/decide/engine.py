@@ -71,7 +71,14 @@ def build_context(
         if value:
             ctx[name] = dict(value)
     for key, value in (context or {}).items():
-        if key in _PROFILE_FIELDS and isinstance(value, Mapping):
+        if key in _PROFILE_FIELDS:
+            if not isinstance(value, Mapping):
+                raise ValidationError(
+                    f"context.{key} must be an object. Got {value!r} instead.",
+                    code="invalid_context",
+                    field=f"context.{key}",
+                    value=value,
+                )
             ctx[key] = {**ctx.get(key, {}), **value}
         else:
             ctx[key] = value
@@ -227,6 +234,15 @@ class DecisionEngine:
         now = self.clock()
         ctx = build_context(user_id, context, profile, now=now)
         candidates = ctx.pop("candidates", None)
+        if candidates is not None and (
+            not isinstance(candidates, list) or not all(isinstance(a, str) for a in candidates)
+        ):
+            raise ValidationError(
+                f"context.candidates must be a list of action ids. Got {candidates!r} instead.",
+                code="invalid_context",
+                field="context.candidates",
+                value=candidates,
+            )
         with self._lock:
             decision = policy.decide(ctx, candidates=candidates, user_id=user_id, ts=now)
             point = self.config.points[decision_point]
