@@ -146,6 +146,17 @@ def run_segmentation(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ParameterError("segment", "seed", "an int >= 0", seed)
     excluded: dict[str, str] = {}
+    id_col = spec.id_column if spec is not None else id_column
+    if id_col in users.columns:
+        dup = users.filter(pl.col(id_col).is_duplicated())
+        if len(dup):
+            raise DataError(
+                f"{len(dup)} rows share a user id; clean the table first (e.g. with "
+                "--clean: the latest updated_at wins)",
+                code="duplicate_id",
+                column=id_col,
+                value=dup[id_col][0],
+            )
     if spec is None:
         spec, excluded = FeatureSpec.infer(
             users, id_column=id_column, events=events is not None, outcomes=outcomes

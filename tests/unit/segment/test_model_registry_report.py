@@ -166,3 +166,11 @@ def test_run_writes_a_complete_model_directory_and_self_contained_html(tmp_path:
     html = (out / "report.html").read_text()
     assert html.count("<svg") >= 3 and "<table" in html
     assert not re.search(r"<script|<link|src=\"http|href=\"http", html)
+
+
+def test_duplicate_user_ids_are_refused() -> None:
+    users = pl.DataFrame({"user_id": ["a", "b", "a", "c"], "x": [1.0, 2.0, 3.0, 4.0]})
+    with pytest.raises(DataError) as err:
+        run_segmentation(users, algo="kmeans", k=2)
+    assert err.value.column == "user_id" and err.value.value == "a"
+    assert err.value.code == "duplicate_id"
