@@ -519,6 +519,12 @@ class Policy(ABC):
                 code="batch_unsupported",
             )
         n = len(contexts) if X is None else X.shape[0]
+        if self.guardrails.no_explore and len(contexts) != n:
+            raise ValidationError(
+                "decide_batch needs the contexts (not only X) to apply no-explore "
+                f"guardrails: got {len(contexts)} contexts for {n} rows.",
+                code="batch_contexts_missing",
+            )
         if X is None:
             X = self.featurizer_.transform(contexts)
         idx = self._all_idx

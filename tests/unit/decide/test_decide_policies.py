@@ -234,3 +234,13 @@ def test_context_cannot_override_the_user_id() -> None:
 
     ctx = build_context("u1", {"user_id": "someone_else", "intent": "x"}, None, now=0.0)
     assert ctx["user_id"] == "u1" and ctx["intent"] == "x"
+
+
+def test_batch_applies_no_explore_guardrails_per_row() -> None:
+    p = LinUCB(ACTIONS, alpha=1.0, exploration_floor=0.1, guardrails=Guardrails.standard())
+    rows = [{"intent": "cancel_order"}, {"intent": "track_order"}]
+    res = p.decide_batch(rows)
+    assert res.probabilities[0].max() == 1.0  # greedy, no floor
+    assert res.probabilities[1].min() == pytest.approx(0.1 + (1 - 0.3) / 3)  # 3-way tie
+    with pytest.raises(ValidationError, match="needs the contexts"):
+        p.decide_batch([], X=p.featurizer_.transform(rows))
