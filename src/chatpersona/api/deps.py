@@ -66,16 +66,23 @@ async def get_services(request: Request) -> dict[str, Any]:
     return services
 
 
-INLINE_STORE_SCHEMES = frozenset({"memory", "sqlite"})
-"""Stores whose calls run inline on the event loop: local, CPU-bound and short (a thread
-hop costs more than the call). Network stores (PostgreSQL, the Redis cache) wait on I/O,
-so their calls go to the thread pool, where waits of many requests overlap."""
+INLINE_READ_SCHEMES = frozenset({"memory", "sqlite"})
+"""Stores whose reads run inline on the event loop: local, CPU-bound and short (a thread
+hop costs more than the call; SQLite readers never wait in WAL mode)."""
+
+INLINE_WRITE_SCHEMES = frozenset({"memory"})
+"""Stores whose writes run inline. SQLite writes may wait for the file's write lock
+(held by another worker process), so they go to the thread pool like every call to a
+network store (PostgreSQL, the Redis cache), where waits of many requests overlap."""
 
 
-async def run_store(store: ProfileStore, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def run_store(
+    store: ProfileStore, fn: Callable[..., T], *args: Any, write: bool = False, **kwargs: Any
+) -> T:
     """Call ``fn(*args, **kwargs)`` — a method of ``store`` — inline or in the thread pool,
-    depending on the store's kind (see :data:`INLINE_STORE_SCHEMES`)."""
-    if getattr(store, "scheme", None) in INLINE_STORE_SCHEMES:
+    by the store's kind and whether the call writes (see :data:`INLINE_READ_SCHEMES`)."""
+    inline = INLINE_WRITE_SCHEMES if write else INLINE_READ_SCHEMES
+    if getattr(store, "scheme", None) in inline:
         return fn(*args, **kwargs)
     return await run_in_threadpool(fn, *args, **kwargs)
 

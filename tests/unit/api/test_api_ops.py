@@ -234,15 +234,23 @@ def test_store_calls_run_inline_for_local_stores_and_in_threads_for_network_ones
     def where() -> str:
         return threading.current_thread().name
 
-    async def both() -> tuple[str, str, str]:
-        loop_thread = threading.current_thread().name
-        local = await run_store(MemoryStore(), where)
-        remote = await run_store(NetworkStore(), where)
-        return loop_thread, local, remote
+    class FileStore(MemoryStore):
+        scheme = "sqlite"
 
-    loop_thread, local, remote = asyncio.run(both())
-    assert local == loop_thread
-    assert remote != loop_thread
+    async def all_kinds() -> tuple[str, list[str]]:
+        loop_thread = threading.current_thread().name
+        return loop_thread, [
+            await run_store(MemoryStore(), where),
+            await run_store(MemoryStore(), where, write=True),
+            await run_store(FileStore(), where),
+            await run_store(FileStore(), where, write=True),
+            await run_store(NetworkStore(), where),
+        ]
+
+    loop_thread, threads = asyncio.run(all_kinds())
+    memory_read, memory_write, sqlite_read, sqlite_write, network = threads
+    assert memory_read == memory_write == sqlite_read == loop_thread
+    assert sqlite_write != loop_thread and network != loop_thread
 
 
 def test_framework_errors_have_the_error_shape(client: TestClient) -> None:

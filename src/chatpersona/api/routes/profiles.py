@@ -8,9 +8,9 @@ with ``delete_user(tenant, user_id)`` is called by ``DELETE`` and any service wi
 ``export_user(tenant, user_id)`` contributes to the export.
 
 The endpoints are ``async`` and reach the store through :func:`~chatpersona.api.deps.run_store`:
-inline for local stores (memory, SQLite: a thread hop costs more than the call), in the
-thread pool for network stores (PostgreSQL, the Redis cache), so that their I/O waits
-overlap. Service hooks (erasure, export) always run in the thread pool.
+inline for local reads (memory, SQLite: a thread hop costs more than the call), in the
+thread pool for SQLite writes (they may wait for the file lock) and for network stores
+(PostgreSQL, the Redis cache), so that waits overlap. Service hooks (erasure, export) always run in the thread pool.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ async def update_profile(
     ``preferences`` merge key by key (``null`` deletes a key); ``interaction_history``
     is appended without duplicates, most recent first. Unknown fields are rejected (422).
     """
-    profile = await run_store(store, store.merge, principal.tenant, user_id, body.to_patch())
+    patch = body.to_patch()
+    profile = await run_store(store, store.merge, principal.tenant, user_id, patch, write=True)
     return _profile_response(profile)
 
 
@@ -104,7 +105,7 @@ async def erase_user(
     """Erase the profile (and its cache entry), then the user's data in every optional
     component that implements ``delete_user(tenant, user_id)`` (real-time state, event
     log ...). Scope ``profile:write``; 404 when nothing was held about the user."""
-    existed = await run_store(store, store.delete, principal.tenant, user_id)
+    existed = await run_store(store, store.delete, principal.tenant, user_id, write=True)
     erased: dict[str, int] = {"profile": int(existed)}
     for name, service in sorted(services.items()):
         hook = getattr(service, "delete_user", None)
