@@ -28,6 +28,7 @@ from chatpersona.chat.responses import (
     Rendered,
     ResponseRenderer,
     Tone,
+    canonical_category,
     category_label,
     normalize_language,
 )
@@ -240,7 +241,7 @@ class ProfileContext:
         issue = None
         if prefs.get("open_issue_category") and prefs.get("open_issue_at"):
             issue = {
-                "category": str(prefs["open_issue_category"]).upper(),
+                "category": canonical_category(str(prefs["open_issue_category"])),
                 "intent": str(prefs.get("open_issue_intent") or ""),
                 "at": str(prefs["open_issue_at"]),
                 "chat_id": str(prefs.get("open_issue_chat") or ""),
@@ -537,17 +538,18 @@ class Bot:
                     (prediction.intent, prediction.confidence),
                     *prediction.alternatives,
                 ):
-                    cat = self._category_of(cand, prediction)
+                    cat = canonical_category(self._category_of(cand, prediction))
                     label = category_label(cat, conv.lang)
                     options.setdefault(label, f"{cat}/{cand}")
                 conv.clarify_options = options
                 out = self._render(conv, "clarify", name=ctx.name, options=list(options))
                 return self._turn(
                     conv, "clarify", out, now, message, prediction, prediction.intent,
-                    prediction.category, quick=list(options),
+                    canonical_category(prediction.category), quick=list(options),
                 )  # fmt: skip
             intent, category = prediction.intent, prediction.category
 
+        category = canonical_category(category)
         conv.clarifications = 0
         if intent:
             conv.intents.append(intent)
@@ -641,7 +643,7 @@ class Bot:
             message,
             prediction,
             intent or (prediction.intent if prediction else None),
-            category or (prediction.category if prediction else None),
+            category or (canonical_category(prediction.category) if prediction else None),
         )
 
     def _turn(
@@ -788,7 +790,7 @@ def open_issues_from_events(events: Any) -> dict[str, dict[str, str]]:
             continue
         chat = chats.setdefault(chat_id, {"cats": {}, "intent": {}, "start": ev.get("ts")})
         if ev.get("type") == "message" and payload.get("category"):
-            cat = str(payload["category"]).upper()
+            cat = canonical_category(str(payload["category"]))
             chat["cats"][cat] = chat["cats"].get(cat, 0) + 1
             chat["intent"].setdefault(cat, str(payload.get("intent") or ""))
         elif ev.get("type") == "chat_ended":

@@ -25,6 +25,7 @@ __all__ = [
     "Rendered",
     "ResponseRenderer",
     "Tone",
+    "canonical_category",
     "category_label",
     "day_month",
     "normalize_language",
@@ -77,7 +78,7 @@ _LABELS: dict[str, dict[str, str]] = {
     "en": {
         "ACCOUNT": "account issue",
         "CANCELLATION_FEE": "cancellation fee",
-        "CANCEL": "cancellation",
+        "CANCEL": "cancellation fee",
         "CONTACT": "request to reach our team",
         "DELIVERY": "delivery",
         "FEEDBACK": "feedback",
@@ -86,14 +87,14 @@ _LABELS: dict[str, dict[str, str]] = {
         "ORDER": "order",
         "PAYMENT": "payment issue",
         "REFUND": "refund",
-        "SHIPPING": "shipping",
+        "SHIPPING": "shipping address",
         "SHIPPING_ADDRESS": "shipping address",
-        "SUBSCRIPTION": "subscription",
+        "SUBSCRIPTION": "newsletter subscription",
     },
     "es": {
         "ACCOUNT": "cuenta",
         "CANCELLATION_FEE": "penalización por cancelación",
-        "CANCEL": "cancelación",
+        "CANCEL": "penalización por cancelación",
         "CONTACT": "contacto",
         "DELIVERY": "entrega",
         "FEEDBACK": "opinión",
@@ -102,14 +103,38 @@ _LABELS: dict[str, dict[str, str]] = {
         "ORDER": "pedido",
         "PAYMENT": "pago",
         "REFUND": "reembolso",
-        "SHIPPING": "envío",
+        "SHIPPING": "dirección de envío",
         "SHIPPING_ADDRESS": "dirección de envío",
-        "SUBSCRIPTION": "suscripción",
+        "SUBSCRIPTION": "boletín",
     },
 }
 
-# Generator categories without their own template answer like their Bitext sibling.
-_TEMPLATE_OF = {"SHIPPING": "delivery", "CANCEL": "order", "SUBSCRIPTION": "newsletter"}
+# The contract's (generator's) names of three Bitext categories: events use these.
+_CANONICAL = {
+    "SHIPPING_ADDRESS": "SHIPPING",
+    "CANCELLATION_FEE": "CANCEL",
+    "NEWSLETTER": "SUBSCRIPTION",
+}
+# ... and their answers are the Bitext category's templates.
+_TEMPLATE_OF = {
+    "SHIPPING": "shipping_address",
+    "CANCEL": "cancellation_fee",
+    "SUBSCRIPTION": "newsletter",
+}
+
+
+def canonical_category(category: str) -> str:
+    """The category name used in events and profiles (the generator's contract):
+    ``SHIPPING_ADDRESS`` -> ``SHIPPING``, ``CANCELLATION_FEE`` -> ``CANCEL``,
+    ``NEWSLETTER`` -> ``SUBSCRIPTION``; other names are upper-cased.
+
+    Examples
+    --------
+    >>> canonical_category("shipping_address"), canonical_category("REFUND")
+    ('SHIPPING', 'REFUND')
+    """
+    upper = category.strip().upper()
+    return _CANONICAL.get(upper, upper)
 
 
 def normalize_language(value: object) -> Language:

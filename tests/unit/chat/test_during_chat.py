@@ -221,3 +221,25 @@ def test_spanish_messages_are_understood(
     turn = bot.reply(profile, message, conversation=conv)
     assert turn.kind == "answer"
     assert turn.prediction is not None and turn.prediction.intent == intent
+
+
+def test_events_use_the_contract_category_names(
+    bot: Bot, make_profile: Callable[..., Profile]
+) -> None:
+    """Bitext's SHIPPING_ADDRESS / CANCELLATION_FEE / NEWSLETTER are the contract's
+    SHIPPING / CANCEL / SUBSCRIPTION in events, issues and past-issue matching."""
+    profile = make_profile(
+        chats=1, open_issue=("SHIPPING", "change_shipping_address", "2026-04-02")
+    )
+    conv = bot.greet(profile, {"action": "concise", "offer_continue": False}).conversation
+    turn = bot.reply(profile, "I need to change my shipping address", conversation=conv)
+    assert turn.events[0]["payload"]["category"] == "SHIPPING"
+    assert turn.text == (
+        "You can change your shipping address in Account > Addresses. I can see you contacted "
+        "us about your shipping address on 2 April, so I've linked this chat to it."
+    )
+    fee = bot.reply(profile, "is there a fee if I cancel early?", conversation=conv)
+    assert fee.events[0]["payload"]["category"] == "CANCEL"
+    assert (
+        fee.text == "Cancelling early costs one month of your plan; cancelling at renewal is free."
+    )
