@@ -346,6 +346,8 @@ class Policy(ABC):
         now: float | None = None,
     ) -> tuple[list[str], list[str]]:
         notes: list[str] = []
+        if candidates is None and not self.guardrails.forbid and not self.guardrails.caps:
+            return list(self.actions), notes  # the common case, kept cheap
         base = list(self.actions) if candidates is None else list(candidates)
         unknown = [a for a in base if a not in self.index_]
         if candidates is not None and len(set(base)) != len(base):
@@ -473,11 +475,12 @@ class Policy(ABC):
         if contrib is not None:
             mag = np.abs(contrib)
             top = np.argpartition(mag, -3)[-3:] if mag.shape[0] > 3 else np.arange(mag.shape[0])
-            ranked = sorted(top.tolist(), key=lambda t: -mag[t])
+            values_top = contrib[top].tolist()
+            ranked = sorted(zip(top.tolist(), values_top, strict=True), key=lambda t: -abs(t[1]))
             explanation["top_features"] = [
-                {"feature": self.feature_names_[t], "contribution": round(float(contrib[t]), 6)}
-                for t in ranked
-                if mag[t] > 0
+                {"feature": self.feature_names_[t], "contribution": round(v, 6)}
+                for t, v in ranked
+                if v != 0.0
             ]
         explanation.update(self._explain_extra(context, a))
         decision = Decision(
