@@ -62,7 +62,7 @@ class Parsed:
     missing: pl.Expr
     invalid: pl.Expr
     code: pl.Expr | None = None
-    stages: list[list[pl.Expr]] = field(default_factory=list)
+    stages: list[list[Any]] = field(default_factory=list)
 
 
 def normalize_expr(e: pl.Expr, rule: ColumnRule) -> pl.Expr:
@@ -96,7 +96,11 @@ def _number(s: pl.Expr) -> pl.Expr:
     return pl.when(x.is_finite()).then(x)
 
 
-Stages = list[list[pl.Expr]]
+class DropColumns(str):
+    """A stage item that drops a temporary column instead of adding one."""
+
+
+Stages = list[list[Any]]
 
 
 def _currency(s: pl.Expr, default: str | None, tag: str) -> tuple[pl.Expr, pl.Expr, Stages]:
@@ -161,14 +165,12 @@ def _datetime(s: pl.Expr, dayfirst: bool, epoch_unit: str, tag: str) -> tuple[pl
             tt.cast(pl.Int64, strict=False), time_unit="s" if epoch_unit == "s" else "ms"
         ).cast(pl.Datetime("us"))
     )
-    stage_b = [epoch.alias(f"{tag}_e")]
-    stage_b += [
-        tt.str.extract_groups(pattern).alias(f"{tag}_g{k}")
-        for k, (_name, pattern) in enumerate(DATE_PATTERNS)
-    ]
+    stages: Stages = [stage_a, [epoch.alias(f"{tag}_e")]]
     months = {k: str(v) for k, v in MONTHS.items()}
-    stage_c: list[pl.Expr] = []
-    for k, (name, _pattern) in enumerate(DATE_PATTERNS):
+    # One pattern at a time: its capture struct is materialized, reduced to a datetime and
+    # dropped before the next one, so at most one struct per column is alive (memory).
+    for k, (name, pattern) in enumerate(DATE_PATTERNS):
+        stages.append([tt.str.extract_groups(pattern).alias(f"{tag}_g{k}")])
         g = pl.col(f"{tag}_g{k}")
         f = g.struct.field
         if name == "numeric":
@@ -207,13 +209,16 @@ def _datetime(s: pl.Expr, dayfirst: bool, epoch_unit: str, tag: str) -> tuple[pl
             .then(-minutes)
             .otherwise(minutes)
         )
-        stage_c.append(
-            pl.when(f("y").is_not_null())
-            .then(dt + pl.duration(microseconds=micros) - pl.duration(minutes=offset))
-            .alias(f"{tag}_d{k}")
+        stages.append(
+            [
+                pl.when(f("y").is_not_null())
+                .then(dt + pl.duration(microseconds=micros) - pl.duration(minutes=offset))
+                .alias(f"{tag}_d{k}")
+            ]
         )
+        stages.append([DropColumns(f"{tag}_g{k}")])
     parts = [pl.col(f"{tag}_e")] + [pl.col(f"{tag}_d{k}") for k in range(len(DATE_PATTERNS))]
-    return pl.coalesce(parts).dt.replace_time_zone("UTC"), [stage_a, stage_b, stage_c]
+    return pl.coalesce(parts).dt.replace_time_zone("UTC"), stages
 
 
 def parse_column(
@@ -307,10 +312,14 @@ def merge_stages(per_column: list[Stages]) -> Stages:
 
 
 def apply_stages(lf: pl.LazyFrame, stages: Stages) -> pl.LazyFrame:
-    """Add each stage's columns in turn."""
+    """Add each stage's columns in turn (and drop the temporary ones it names)."""
     for stage in stages:
-        if stage:
-            lf = lf.with_columns(stage)
+        drops = [c for c in stage if isinstance(c, DropColumns)]
+        exprs = [e for e in stage if not isinstance(e, DropColumns)]
+        if exprs:
+            lf = lf.with_columns(exprs)
+        if drops:
+            lf = lf.drop(drops)
     return lf
 
 
@@ -320,6 +329,19 @@ def parsed_refs(rule: ColumnRule, i: int) -> Parsed:
     invalid = (~pm & pv.is_null()) if rule.kind in REASON_BY_KIND else pl.lit(False)
     code = pl.col(f"__k{i}") if rule.kind == "currency" else None
     return Parsed(value=pv, missing=pm, invalid=invalid, code=code)
+
+
+REASON_CODES = (
+    "missing_required",
+    *sorted(set(REASON_BY_KIND.values())),
+    "outlier_zscore",
+    "outlier_iqr",
+    "outlier_mad",
+)
+
+
+def _code(reason: str) -> pl.Expr:
+    return pl.lit(REASON_CODES.index(reason), dtype=pl.Int8)
 
 
 def _lit(value: Any, dtype: pl.DataType) -> pl.Expr:
@@ -352,7 +374,7 @@ def column_exprs(
     p = parsed_refs(rule, i)
     dtype = _out_dtype(rule)
     value = p.value
-    reason: pl.Expr = pl.lit(None, dtype=pl.Utf8)
+    reason: pl.Expr = pl.lit(None, dtype=pl.Int8)
     outlier: pl.Expr = pl.lit(False)
     lo, hi = st.get("lo"), st.get("hi")
     if lo is not None and hi is not None:
@@ -360,7 +382,7 @@ def column_exprs(
         outlier = outlier.fill_null(False)
         action = rule.outliers.action
         if action == "quarantine":
-            reason = pl.when(outlier).then(pl.lit(f"outlier_{rule.outliers.method}"))
+            reason = pl.when(outlier).then(_code(f"outlier_{rule.outliers.method}"))
         elif action == "clip":
             if rule.kind == "integer":
                 lo_v: Any = math.ceil(lo)
@@ -376,9 +398,9 @@ def column_exprs(
             )
     invalid_reason = REASON_BY_KIND.get(rule.kind)
     if invalid_reason is not None and rule.on_invalid == "quarantine":
-        reason = pl.when(p.invalid).then(pl.lit(invalid_reason)).otherwise(reason)
+        reason = pl.when(p.invalid).then(_code(invalid_reason)).otherwise(reason)
     if rule.missing == "quarantine":
-        reason = pl.when(p.missing).then(pl.lit("missing_required")).otherwise(reason)
+        reason = pl.when(p.missing).then(_code("missing_required")).otherwise(reason)
     nullified = p.missing | p.invalid if rule.on_invalid == "null" else p.missing
     code = p.code
     if fill is not None:
@@ -431,9 +453,11 @@ def transform_frame(
         exprs += e
         out_map[name] = outs
     idx = range(len(names))
+    # Reasons are small integer codes while computing (a text column per input column would
+    # cost 16 bytes a row each); they become text only on the quarantined rows.
     exprs.append(pl.coalesce([pl.col(f"__r{i}") for i in idx]).alias("_reason"))
     reason_col = pl.coalesce(
-        [pl.when(pl.col(f"__r{i}").is_not_null()).then(pl.lit(names[i])) for i in idx]
+        [pl.when(pl.col(f"__r{i}").is_not_null()).then(pl.lit(i, dtype=pl.Int16)) for i in idx]
     ).alias("_column")
     start = apply_stages(text.lazy(), merge_stages(stage1)) if parsed is None else parsed.lazy()
     helpers = start.with_columns(exprs[:-1]).with_columns(exprs[-1], reason_col).collect()
@@ -499,7 +523,12 @@ def transform_frame(
     duplicates = frame.filter(pl.col("_dup").is_not_null()).select(
         ["_row", *[pl.col(h).alias(o) for h, o in out_pairs], pl.col("_dup").alias("_reason")]
     )
-    quarantine = frame.filter(quarantined).select(["_row", *df.columns, "_reason", "_column"])
+    quarantine = frame.filter(quarantined).select(
+        "_row",
+        *df.columns,
+        pl.col("_reason").replace_strict(dict(enumerate(REASON_CODES)), return_dtype=pl.Utf8),
+        pl.col("_column").replace_strict(dict(enumerate(names)), return_dtype=pl.Utf8),
+    )
     report = build_report(fitted, frame, text, accepted, out_map, acc_mask)
     return CleanResult(
         accepted=accepted, quarantine=quarantine, duplicates=duplicates, report=report

@@ -53,10 +53,13 @@ def build_report(
     n_q = frame.select(pl.col("_reason").is_not_null().sum()).item()
     n_d = frame.select(pl.col("_dup").is_not_null().sum()).item()
     reasons: dict[str, int] = {}
+    from chatpersona.clean.polars_engine import REASON_CODES
+
     for col in ("_reason", "_dup"):
         vc = frame.select(pl.col(col).drop_nulls().value_counts(sort=True)).unnest(col)
         for code, n in vc.iter_rows():
-            reasons[str(code)] = reasons.get(str(code), 0) + int(n)
+            key = REASON_CODES[code] if col == "_reason" else str(code)
+            reasons[key] = reasons.get(key, 0) + int(n)
     aggs: list[pl.Expr] = []
     for i, (_name, rule) in enumerate(plan.columns.items()):
         has_fill = fitted.stats_[rule.name].get("fill") is not None
