@@ -51,6 +51,8 @@ OPEN_ISSUE_KEYS = ("open_issue_category", "open_issue_intent", "open_issue_at", 
 """Profile ``preferences`` keys that describe the user's last unresolved issue."""
 
 ESCALATE_INTENTS = frozenset({"contact_human_agent"})
+NOT_ISSUES = frozenset({"CONTACT", "FEEDBACK"})
+"""Categories that are not an issue to follow up (asking for a person, giving feedback)."""
 
 TurnKind = Literal["greeting", "answer", "clarify", "escalate", "ask", "thanks", "csat", "goodbye"]
 
@@ -560,7 +562,7 @@ class Bot:
 
         if past is None and ctx.open_issue and ctx.open_issue["category"] == category.upper():
             past = self._issue_view(ctx.open_issue, conv.lang)
-        if category.upper() not in ("FEEDBACK", "CONTACT"):
+        if category not in NOT_ISSUES:
             conv.issue = self._new_issue(conv, intent, category, now, past)
         out = self._render(
             conv,
@@ -776,7 +778,8 @@ def open_issues_from_events(events: Any) -> dict[str, dict[str, str]]:
     """The open issue of each user from an event history (dicts like ``events.jsonl``).
 
     A chat is an open issue when its ``chat_ended`` event says ``resolved: false``; its
-    category is the most frequent message category of the chat (first seen wins ties).
+    category is the most frequent message category of the chat (first seen wins ties),
+    not counting CONTACT and FEEDBACK messages (a chat with only those has no issue).
     Only each user's latest ended chat counts: a later resolved chat closes the issue.
     Returns ``{user_id: {"open_issue_category", "open_issue_intent", "open_issue_at",
     "open_issue_chat"}}`` — ready to merge into ``preferences``.
@@ -791,6 +794,8 @@ def open_issues_from_events(events: Any) -> dict[str, dict[str, str]]:
         chat = chats.setdefault(chat_id, {"cats": {}, "intent": {}, "start": ev.get("ts")})
         if ev.get("type") == "message" and payload.get("category"):
             cat = canonical_category(str(payload["category"]))
+            if cat in NOT_ISSUES:
+                continue
             chat["cats"][cat] = chat["cats"].get(cat, 0) + 1
             chat["intent"].setdefault(cat, str(payload.get("intent") or ""))
         elif ev.get("type") == "chat_ended":

@@ -96,3 +96,31 @@ def test_bad_jsonl_names_the_line(tmp_path: Path) -> None:
     path.write_text('{"a": 1}\nnot json\n', encoding="utf-8")
     with pytest.raises(InputError, match="Line 2 of"):
         list(read_events_jsonl(path))
+
+
+def test_contact_and_feedback_are_not_issues() -> None:
+    events = [
+        ev("u1", "message", "2026-03-12T09:01:00Z", "c1", intent="complaint", category="FEEDBACK"),
+        ev("u1", "message", "2026-03-12T09:02:00Z", "c1", intent="complaint", category="FEEDBACK"),
+        ev(
+            "u1",
+            "message",
+            "2026-03-12T09:03:00Z",
+            "c1",
+            intent="payment_issue",
+            category="PAYMENT",
+        ),
+        ev("u1", "chat_ended", "2026-03-12T09:05:00Z", "c1", resolved=False),
+        ev(
+            "u2",
+            "message",
+            "2026-03-12T09:01:00Z",
+            "c2",
+            intent="contact_human_agent",
+            category="CONTACT",
+        ),
+        ev("u2", "chat_ended", "2026-03-12T09:05:00Z", "c2", resolved=False),
+    ]
+    issues = open_issues_from_events(events)
+    assert set(issues) == {"u1"}
+    assert issues["u1"]["open_issue_category"] == "PAYMENT"
