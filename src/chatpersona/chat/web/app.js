@@ -172,7 +172,16 @@ async function followProfile(userId, seenVersion) {
     if (p.version !== seenVersion) {
       seenVersion = p.version;
       renderProfile(p);
-      if (state.before) renderChanges(diffProfiles(state.before, p));
+      if (state.before) {
+        const changes = diffProfiles(state.before, p);
+        renderChanges(changes);
+        const seg = changes.find((c) => c.field === "segment");
+        if (seg && seg.after !== state.lastSegmentShown) {
+          state.lastSegmentShown = seg.after;
+          $("feed").prepend(el("li", { class: "segment_changed", "data-kind": "segment_changed" },
+            el("span", { class: "k" }, "segment_changed"), ` ${userId} segment ${seg.before || "—"} → ${seg.after || "—"}`));
+        }
+      }
       renderSegments();
     }
   }
