@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.linalg.blas import dger as _dger
 
 from chatpersona.decide.base import Policy, Scores
 from chatpersona.exceptions import ParameterError, PlanError
@@ -42,7 +43,12 @@ class _LinearArms(Policy):
     def _update(self, x: np.ndarray, action: int, reward: float) -> None:
         A_inv = self.A_inv_[action]
         Ax = A_inv @ x
-        A_inv -= np.outer(Ax, Ax) / (1.0 + x @ Ax)
+        # Sherman-Morrison: (A + x x')^-1 = A^-1 - (A^-1 x)(A^-1 x)' / (1 + x' A^-1 x), as an
+        # in-place BLAS rank-1 update (A_inv is symmetric, so its transpose is the
+        # Fortran-ordered view BLAS writes into).
+        out = _dger(-1.0 / (1.0 + x @ Ax), Ax, Ax, a=A_inv.T, overwrite_a=1)
+        if not np.shares_memory(out, A_inv):  # BLAS had to copy: write back
+            A_inv[...] = out.T
         self._A32[action] = A_inv
         self.b_[action] += reward * x
         self.theta_[action] = A_inv @ self.b_[action]

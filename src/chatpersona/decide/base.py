@@ -10,8 +10,8 @@ from one reward).
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from abc import ABC, abstractmethod
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
@@ -484,7 +484,7 @@ class Policy(ABC):
             ]
         explanation.update(self._explain_extra(context, a))
         decision = Decision(
-            decision_id=decision_id or uuid.uuid4().hex,
+            decision_id=decision_id or secrets.token_hex(16),
             ts=now,
             decision_point=self.decision_point,
             action=self.actions[a],
