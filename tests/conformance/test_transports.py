@@ -191,3 +191,37 @@ def test_redis_leases_split_the_shards(redis_url: str, redis_prefix: str) -> Non
     assert sorted(a.owned_shards() + b.owned_shards()) == [0, 1, 2, 3]
     a.close()
     b.close()
+
+
+def test_a_worker_drains_it_exactly_once(channel: Channel) -> None:
+    """The whole loop on this transport: effects stored, then acked/committed; a poison
+    event dead-lettered; a fresh consumer afterwards finds nothing left."""
+    from chatpersona.pipeline import Pipeline, Worker
+    from chatpersona.profiles import open_store
+
+    producer = channel()
+    users = [f"u{i}" for i in range(5)]
+    events = [
+        json.dumps(
+            {
+                "event_id": f"w{i}",
+                "user_id": users[i % 5],
+                "type": "chat_started",
+                "ts": f"2026-05-01T10:{i:02d}:00Z",
+                "payload": {"chat_id": f"c{i}"},
+            }
+        ).encode()
+        for i in range(40)
+    ]
+    producer.publish([*events[:20], b"poison", *events[20:]])
+    store = open_store("memory://")
+    consumer = channel()
+    worker = Worker(consumer, Pipeline(store=store), batch_size=16, poll_timeout_s=0.2)
+    deadline = time.monotonic() + 30
+    while worker.report.processed < 40 and time.monotonic() < deadline:
+        worker.step()
+    assert (worker.report.processed, worker.report.dead_lettered) == (40, 1)
+    assert [d.reason for d in consumer.dead_letters()] == ["not_json"]
+    assert sum(store.get("default", u).interaction_count for u in users) == 40  # type: ignore[union-attr]
+    consumer.close()
+    assert drain(channel(), 1, timeout=4) == []
