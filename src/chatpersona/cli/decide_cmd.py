@@ -127,6 +127,14 @@ def _evaluate_policy(
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the candidate policy and the bootstrap.")
     ] = 0,
+    decision_points: Annotated[
+        Path | None,
+        typer.Option(
+            "--decision-points",
+            help="The decision-points YAML the log came from: the candidate uses its context "
+            "schema and the point's guardrails (default: schema inferred from the log).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the estimates as JSON.")] = False,
 ) -> None:
     """Estimate a candidate policy's value from a decision log (IPS, SNIPS, doubly robust).
@@ -134,7 +142,7 @@ def _evaluate_policy(
     Refuses a log without propensities, naming the first line that lacks one.
     """
     from chatpersona.decide.evaluate import evaluate_policy
-    from chatpersona.decide.points import load_policy_spec
+    from chatpersona.decide.points import DecisionConfig, load_policy_spec
 
     spec = load_policy_spec(policy)
     result = evaluate_policy(
@@ -144,6 +152,7 @@ def _evaluate_policy(
         confidence=confidence,
         bootstrap=bootstrap,
         seed=seed,
+        config=DecisionConfig.load(decision_points) if decision_points is not None else None,
     )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))

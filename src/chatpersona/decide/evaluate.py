@@ -27,7 +27,7 @@ import numpy as np
 from chatpersona.decide.base import Policy
 from chatpersona.decide.context import ContextSchema
 from chatpersona.decide.log import LoggedDecision, read_decision_log
-from chatpersona.decide.points import make_policy
+from chatpersona.decide.points import DecisionConfig, make_policy
 from chatpersona.exceptions import DataError, ParameterError, PlanError
 
 __all__ = ["Estimate", "EvaluationResult", "RewardModel", "evaluate_policy"]
@@ -142,6 +142,7 @@ def evaluate_policy(
     folds: int = 2,
     bootstrap: int = 0,
     seed: int = 0,
+    config: DecisionConfig | None = None,
 ) -> EvaluationResult:
     """Estimate a candidate policy's value from a decision log.
 
@@ -162,6 +163,11 @@ def evaluate_policy(
         Number of bootstrap resamples for percentile intervals (0: normal intervals).
     seed:
         Seeds the candidate policy and the bootstrap.
+    config:
+        Decision points the log came from: the candidate then uses their context schema
+        and the decision point's guardrails, as it would in production (a ``context``
+        in the candidate's spec still wins). Without it the schema is inferred from the
+        logged contexts and no guardrails apply.
     """
     if not 0 < confidence < 1:
         raise ParameterError("evaluate_policy", "confidence", "a float in (0, 1)", confidence)
@@ -217,13 +223,19 @@ def evaluate_policy(
         else:
             actions_for_policy = actions
         ctx_spec = spec.pop("context", None)
-        schema = (
-            ContextSchema.from_dict(ctx_spec)
-            if ctx_spec
-            else ContextSchema.infer(r.context for r in rewarded)
-        )
+        guardrails = None
+        if config is not None and decision_point in config.points:
+            guardrails = config.points[decision_point].guardrails
+        if ctx_spec:
+            schema = ContextSchema.from_dict(ctx_spec)
+        elif config is not None:
+            schema = config.schema
+        else:
+            schema = ContextSchema.infer(r.context for r in rewarded)
         name = str(spec.get("type"))
-        probe = make_policy(spec, actions_for_policy, schema=schema, seed=seed)
+        probe = make_policy(
+            spec, actions_for_policy, schema=schema, guardrails=guardrails, seed=seed
+        )
         groups = (
             [np.arange(n)] if not probe.learns else [np.arange(f, n, folds) for f in range(folds)]
         )
@@ -231,7 +243,9 @@ def evaluate_policy(
             pol = (
                 probe
                 if len(groups) == 1
-                else make_policy(spec, actions_for_policy, schema=schema, seed=seed + g)
+                else make_policy(
+                    spec, actions_for_policy, schema=schema, guardrails=guardrails, seed=seed + g
+                )
             )
             if len(groups) > 1:
                 held = set(idx.tolist())

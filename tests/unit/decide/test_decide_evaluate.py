@@ -117,3 +117,22 @@ def test_bad_propensity_values_name_the_line(tmp_path: Path) -> None:
         read_decision_log(path)
     assert info.value.code == "bad_propensity" and info.value.row == 1
     assert str(info.value).startswith("Line 1: a propensity must be a number in (0, 1]")
+
+
+def test_config_gives_the_candidate_production_schema_and_guardrails(tmp_path: Path) -> None:
+    from chatpersona.decide import DecisionConfig
+
+    path = tmp_path / "engine.jsonl"
+    with JsonlDecisionLog(path) as sink:
+        engine = DecisionEngine(sink=sink, seed=0)
+        for i in range(60):
+            intent = "cancel_order" if i % 2 else "track_order"
+            d = engine.decide(f"u{i}", "tone", {"intent": intent})
+            engine.reward(d.decision_id, reward=float(d.action == "formal"))
+    candidate = {"type": "epsilon_greedy", "epsilon": 1.0}  # uniform... except guardrails
+    plain = evaluate_policy(path, candidate, decision_point="tone")
+    guarded = evaluate_policy(path, candidate, decision_point="tone", config=DecisionConfig.load())
+    # On cancellations the guarded candidate is greedy (one action), not uniform: the
+    # estimates differ, and the guarded one is still a valid probability-weighted value.
+    assert plain.ips.estimate != guarded.ips.estimate
+    assert 0 <= guarded.snips.estimate <= 1
