@@ -296,3 +296,29 @@ def test_events_go_to_the_transport_like_any_other_source(
     stored = store.get("default", "u2")
     assert stored is not None and stored.feedback.csat_count == 0
     assert stored.preferences["language"] == "en"  # chat-only preferences still land
+
+
+def test_with_the_real_stream_pipeline(store: MemoryStore, chat_bot: Bot) -> None:
+    """services["pipeline"] = chatpersona.pipeline.worker.Pipeline: the chat's events update
+    the profile (history, CSAT, features) through the same steps as any other source."""
+    from chatpersona.pipeline.worker import Pipeline
+
+    c, h = _client(store, chat_bot, pipeline=Pipeline(store=store))
+    with c:
+        chat_id = c.post("/api/chat/u2/start", json={}, headers=h).json()["chat_id"]
+        c.post("/api/chat/u2/message", json={"chat_id": chat_id, "text": "thanks"}, headers=h)
+        c.post(
+            "/api/chat/u2/message",
+            json={"chat_id": chat_id, "text": "where is my refund"},
+            headers=h,
+        )
+        c.post("/api/chat/u2/end", json={"chat_id": chat_id}, headers=h)
+        fb = c.post("/api/chat/u2/feedback", json={"chat_id": chat_id, "csat": 2}, headers=h)
+    assert fb.status_code == 200, fb.text
+    after = store.get("default", "u2")
+    assert after is not None
+    assert after.feedback.csat_count == 1 and after.feedback.csat_last == 2
+    assert chat_id in after.interaction_history
+    assert after.features["csat_mean"] == 2.0
+    changed = {ch["field"] for ch in fb.json()["changes"]}
+    assert {"feedback.csat_last", "interaction_count", "preferences.language"} <= changed

@@ -153,6 +153,7 @@ class ChatService:
         self.cache_dir = cache_dir
         self.max_conversations = max_conversations
         self.conversations: OrderedDict[str, Conversation] = OrderedDict()
+        self.started_from: dict[str, Profile] = {}
         self.feed: deque[dict[str, Any]] = deque(maxlen=feed_size)
         self.rewards: deque[dict[str, Any]] = deque(maxlen=5000)
         self._seq = 0
@@ -167,12 +168,17 @@ class ChatService:
                 self._bot = Bot(load_or_train(self.cache_dir))
             return self._bot
 
-    def keep(self, conv: Conversation) -> None:
+    def keep(self, conv: Conversation, profile: Profile | None = None) -> None:
+        """Remember a conversation (and the profile it started from, to show what the
+        chat changed)."""
         with self._lock:
             self.conversations[conv.chat_id] = conv
             self.conversations.move_to_end(conv.chat_id)
+            if profile is not None:
+                self.started_from[conv.chat_id] = profile
             while len(self.conversations) > self.max_conversations:
-                self.conversations.popitem(last=False)
+                old, _ = self.conversations.popitem(last=False)
+                self.started_from.pop(old, None)
 
     def find(self, tenant: str, user_id: str, chat_id: str) -> Conversation:
         with self._lock:
@@ -345,7 +351,7 @@ def start_chat(
     profile = _profile(store, principal.tenant, user_id)
     raw, shown = _decide(services, profile, body)
     turn = service.bot.greet(profile, raw or None, channel=body.channel, device=body.device)
-    service.keep(turn.conversation)
+    service.keep(turn.conversation, profile)
     _dispatch(service, services, principal.tenant, turn.events)
     out = _public(turn, service, shown)
     out.profile = ProfilePublic.of(profile)
@@ -446,7 +452,10 @@ def send_feedback(
             {"ts": now, "point": "tone", "policy": policy, "reward": turn.reward}
         )
 
-    changes = _changes(before, after)
+    # What the whole chat changed: from the profile the chat started with.
+    with service._lock:
+        started = service.started_from.pop(conv.chat_id, before)
+    changes = _changes(started, after)
     if any(c.field == "segment" for c in changes):
         seg = next(c for c in changes if c.field == "segment")
         service.publish(
