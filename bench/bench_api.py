@@ -162,8 +162,8 @@ def load_profiles(url: str, n: int, *, seed: int) -> str:
 
 
 @contextmanager
-def server(store_url: str, cache_url: str | None, workers: int) -> Iterator[str]:
-    """``chatpersona serve`` on 127.0.0.1 in a subprocess; yields its base URL."""
+def server(store_url: str, cache_url: str | None, workers: int) -> Iterator[tuple[str, int]]:
+    """``chatpersona serve`` on 127.0.0.1 in a subprocess; yields its base URL and pid."""
     port = _free_port()
     cmd = [
         sys.executable,
@@ -202,7 +202,7 @@ def server(store_url: str, cache_url: str | None, workers: int) -> Iterator[str]
                     output = log.read().decode(errors="replace")
                     raise SystemExit("server did not start:\n" + output)
                 time.sleep(0.2)
-            yield base
+            yield base, proc.pid
         finally:
             proc.terminate()
             try:
@@ -210,6 +210,21 @@ def server(store_url: str, cache_url: str | None, workers: int) -> Iterator[str]
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by the server and its worker processes."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def run_wrk(
@@ -224,6 +239,7 @@ def run_wrk(
     delay_ms: int = 0,
     path: str = "",
     threads: int = 2,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
     env = {
         **os.environ,
@@ -244,7 +260,9 @@ def run_wrk(
         str(script),
         base,
     ]
+    cpu_before = server_cpu_seconds(server_pid) if server_pid else 0.0
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    cpu_used = server_cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
     line = next(li for li in out.splitlines() if li.startswith("CPJSON "))
     raw = json.loads(line[len("CPJSON ") :])
     seconds = raw["duration_us"] / 1e6
@@ -259,6 +277,9 @@ def run_wrk(
         "max_ms": raw["max_us"] / 1000,
         "non_2xx": raw["status_errors"],
         "socket_errors": raw["socket_errors"],
+        # Measured, load-independent cost: server CPU time (all workers) per request.
+        "server_cpu_ms_per_request": round(1000 * cpu_used / max(raw["requests"], 1), 3),
+        "server_cpu_cores_used": round(cpu_used / seconds, 2),
     }
 
 
@@ -327,8 +348,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name}: loading {args.profiles:,} profiles", flush=True)
             with backend(name, Path(tmpdir)) as (store_url, cache_url):
                 key = load_profiles(store_url, args.profiles, seed=args.seed)
-                with server(store_url, cache_url, args.workers) as base:
-                    common = {"key": key, "users": args.profiles, "threads": args.wrk_threads}
+                with server(store_url, cache_url, args.workers) as (base, pid):
+                    common = {
+                        "key": key,
+                        "users": args.profiles,
+                        "threads": args.wrk_threads,
+                        "server_pid": pid,
+                    }
                     # Warm-up: imports, connection pools, the cache, the page cache.
                     run_wrk(wrk, script, base, duration=min(5, args.duration), **common)
                     if baseline is None:
@@ -336,7 +362,10 @@ def main(argv: list[str] | None = None) -> int:
                             wrk, script, base, duration=args.duration, path="/healthz", **common
                         )
                         baseline.update(backend=name, scenario="healthz_max")
-                        print(f"  baseline GET /healthz: {baseline['throughput_rps']:,.0f}/s")
+                        print(
+                            f"  baseline GET /healthz: {baseline['throughput_rps']:,.0f}/s, "
+                            f"{baseline['server_cpu_ms_per_request']:.3f} ms CPU/request"
+                        )
                     for scenario, share, delay in scenarios(args.duration):
                         res = run_wrk(
                             wrk,
@@ -353,7 +382,9 @@ def main(argv: list[str] | None = None) -> int:
                             f"  {scenario:9s} {res['throughput_rps']:8,.0f} req/s  "
                             f"p50 {res['p50_ms']:6.2f}  p95 {res['p95_ms']:6.2f}  "
                             f"p99 {res['p99_ms']:6.2f} ms  non-2xx {res['non_2xx']}  "
-                            f"socket errors {res['socket_errors']}",
+                            f"socket errors {res['socket_errors']}  "
+                            f"server CPU {res['server_cpu_ms_per_request']:.3f} ms/req "
+                            f"({res['server_cpu_cores_used']:.2f} cores)",
                             flush=True,
                         )
 
@@ -376,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             targets[name]["get_vs_healthz_ratio"] = round(
                 get_max["throughput_rps"] / baseline["throughput_rps"], 3
             )
+    load = os.getloadavg()
     report = {
         "benchmark": "api",
         "command": "python bench/bench_api.py "
@@ -384,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "note": "2 cores shared by the server, wrk and any other work running at the time",
+            "loadavg_1_5_15_at_end": [round(x, 2) for x in load],
         },
         "profiles": args.profiles,
         "connections": CONNECTIONS,
