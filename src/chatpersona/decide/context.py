@@ -7,6 +7,7 @@ layout, so a logged context can be re-scored by any candidate policy offline.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,6 +123,8 @@ class ContextSchema:
 
 def _number(value: Any) -> float:
     """A feature value as a float: numbers, booleans and numeric strings; else 0."""
+    if value is None:
+        return 0.0
     if isinstance(value, bool | int | float):
         return float(value)
     if isinstance(value, str):
@@ -181,22 +184,7 @@ class Featurizer:
         x[self._o_int + intent] = 1.0
         x[self._o_chan + chan] = 1.0
         if self.schema.numeric:
-            feats = context.get("features")
-            if not isinstance(feats, Mapping):
-                feats = {}
-            fget = feats.get
-            vals = [fget(n) for n in self.schema.numeric]
-            if any(v is None for v in vals):  # fall back to top-level keys where needed
-                vals = [
-                    context.get(n) if v is None else v
-                    for n, v in zip(self.schema.numeric, vals, strict=True)
-                ]
-            try:  # fast path: every value is a number (or a numeric string / boolean)
-                arr = np.array(vals, dtype=float)
-            except (TypeError, ValueError):
-                arr = np.array([_number(v) for v in vals], dtype=float)
-            arr[~np.isfinite(arr)] = 0.0
-            x[self._o_num : self._o_cross] = arr
+            x[self._o_num : self._o_cross] = self._numeric(context)
         if self.schema.cross:
             x[self._o_cross + seg * self._n_int + intent] = 1.0
         return x
@@ -217,16 +205,28 @@ class Featurizer:
         if self.schema.cross:
             X[rows, self._o_cross + idx[:, 0] * self._n_int + idx[:, 1]] = 1.0
         if self.schema.numeric:
-            o = self._o_num
+            o, end = self._o_num, self._o_cross
             for i, c in enumerate(contexts):
-                feats = c.get("features")
-                if not isinstance(feats, Mapping):
-                    feats = {}
-                vals = [feats.get(name, c.get(name)) for name in self.schema.numeric]
-                try:
-                    X[i, o : self._o_cross] = np.array(vals, dtype=float)
-                except (TypeError, ValueError):
-                    X[i, o : self._o_cross] = [_number(v) for v in vals]
-            block = X[:, o : self._o_cross]
-            block[~np.isfinite(block)] = 0.0
+                X[i, o:end] = self._numeric(c)
         return X
+
+    def _numeric(self, context: Mapping[str, Any]) -> np.ndarray:
+        """The numeric block: ``features[name]``, else ``context[name]``; 0 when missing,
+        non-numeric or non-finite."""
+        feats = context.get("features")
+        if not isinstance(feats, Mapping):
+            feats = {}
+        fget = feats.get
+        vals = [fget(n) for n in self.schema.numeric]
+        try:  # fast path: numbers, booleans, numeric strings; None becomes NaN
+            arr = np.array(vals, dtype=float)
+        except (TypeError, ValueError):
+            arr = np.array([np.nan if v is None else _number(v) for v in vals], dtype=float)
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            for j in np.flatnonzero(bad).tolist():
+                value = 0.0
+                if vals[j] is None:  # not among the features: try the top-level key
+                    value = _number(context.get(self.schema.numeric[j]))
+                arr[j] = value if math.isfinite(value) else 0.0
+        return arr

@@ -39,6 +39,10 @@ def test_unknown_values_go_to_unknown_slots_and_missing_numbers_to_zero() -> Non
     assert x[names.index("segment=__unknown__")] == 1.0
     assert x[names.index("intent=__unknown__")] == 1.0
     assert x[names.index("features.n")] == 0.0
+    # a feature missing from "features" falls back to the top-level key
+    assert f.transform_one({"n": 2.0})[names.index("features.n")] == 2.0
+    assert f.transform_one({"features": {"n": None}, "n": "3"})[names.index("features.n")] == 3.0
+    assert f.transform_one({"features": {"n": "x"}, "n": 3})[names.index("features.n")] == 0.0
 
 
 @given(
@@ -56,6 +60,7 @@ def test_unknown_values_go_to_unknown_slots_and_missing_numbers_to_zero() -> Non
                     | st.text(max_size=3),
                     max_size=1,
                 ),
+                "n": st.none() | st.floats(-3, 3) | st.text(max_size=2),
             }
         ),
         min_size=1,
