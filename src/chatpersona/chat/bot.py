@@ -227,6 +227,7 @@ class ProfileContext:
 
     @classmethod
     def of(cls, profile: Profile) -> ProfileContext:
+        """Read the context from a profile (preferences first, then attributes)."""
         prefs, attrs = profile.preferences, profile.attributes
 
         def first(*keys: str) -> Any:
@@ -314,10 +315,12 @@ class Conversation:
     turns: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        """The state as plain JSON-serialisable data."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Conversation:
+        """Rebuild a conversation saved with :meth:`to_dict`."""
         return cls(**dict(data))
 
 
@@ -346,6 +349,7 @@ class BotTurn:
     template: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The turn as JSON-serialisable data (what the API returns)."""
         return {
             "kind": self.kind,
             "text": self.text,

@@ -76,6 +76,7 @@ class IntentPrediction:
     alternatives: tuple[tuple[str, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """The prediction as JSON-serialisable data (without the text)."""
         return {
             "intent": self.intent,
             "category": self.category,

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from chatpersona.chat import Bot
+from chatpersona.chat import Bot, IntentModel
 from chatpersona.exceptions import ConflictError, InputError
 from chatpersona.profiles.schema import Profile
 
@@ -243,3 +245,21 @@ def test_events_use_the_contract_category_names(
     assert (
         fee.text == "Cancelling early costs one month of your plan; cancelling at renewal is free."
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(min_size=1, max_size=300).filter(lambda t: t.strip()))
+def test_any_message_gets_an_answer_and_one_event(intent_model: IntentModel, text: str) -> None:
+    """Whatever the customer types, the bot answers with a known kind and logs exactly one
+    message event carrying the text."""
+    bot = Bot(intent_model)
+    profile = Profile(user_id="u-h", preferences={"language": "es"})
+    conv = bot.greet(profile).conversation
+    turn = bot.reply(profile, text, conversation=conv)
+    assert turn.kind in ("answer", "clarify", "escalate", "ask", "thanks")
+    assert turn.text
+    (event,) = turn.events
+    assert event["type"] == "message" and event["payload"]["text"] == text
+    if turn.kind == "clarify":
+        assert turn.prediction is not None
+        assert turn.prediction.confidence < intent_model.threshold

@@ -161,6 +161,7 @@ class ChatService:
 
     @property
     def bot(self) -> Bot:
+        """The bot; built on first use (training the intent model if not cached)."""
         with self._lock:
             if self._bot is None:
                 from chatpersona.chat.intents import load_or_train
@@ -181,6 +182,7 @@ class ChatService:
                 self.started_from.pop(old, None)
 
     def find(self, tenant: str, user_id: str, chat_id: str) -> Conversation:
+        """The open conversation ``chat_id`` of this user (404 ``chat_not_found`` otherwise)."""
         with self._lock:
             conv = self.conversations.get(chat_id)
         if conv is None or conv.tenant != tenant or conv.user_id != user_id:
@@ -188,11 +190,14 @@ class ChatService:
         return conv
 
     def publish(self, kind: str, tenant: str, item: dict[str, Any]) -> None:
+        """Add an item to the live feed (other components may publish too, e.g. a worker
+        reporting ``segment_changed``)."""
         with self._lock:
             self._seq += 1
             self.feed.append({"seq": self._seq, "kind": kind, "tenant": tenant, **item})
 
     def since(self, tenant: str, after: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """Feed items of ``tenant`` after ``after`` (at most ``limit``) and the last seq."""
         with self._lock:
             items = [i for i in self.feed if i["seq"] > after and i["tenant"] == tenant]
             return items[-limit:], self._seq
