@@ -248,7 +248,7 @@ def test_openapi_fuzz_of_decision_routes() -> None:
     ]
     assert len(operations) == 2
     for operation in operations:
-        for mode, budget in ((GenerationMode.POSITIVE, 60), (GenerationMode.NEGATIVE, 30)):
+        for mode, budget in ((GenerationMode.POSITIVE, 35), (GenerationMode.NEGATIVE, 20)):
 
             @given(case=operation.as_strategy(generation_mode=mode))
             @settings(
