@@ -36,7 +36,11 @@ def _histogram(values: pl.Series) -> dict[str, Any] | None:
     arr = arr[np.isfinite(arr)]
     if arr.size == 0:
         return None
-    counts, edges = np.histogram(arr, bins=HIST_BINS)
+    try:
+        counts, edges = np.histogram(arr, bins=HIST_BINS)
+    except ValueError:  # a range too wide for 20 finite bins (e.g. -6e16 .. 1e308)
+        lo, hi = float(arr.min()), float(arr.max())
+        return {"edges": [lo, hi], "counts": [int(arr.size)]}
     return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
 
 

@@ -250,3 +250,11 @@ def test_strict_rule_raises_naming_column_row_value() -> None:
     assert "file users.csv, column 'age', row 3, value 'two'" in str(err)
     with pytest.raises(InputError, match="value 'two'"):
         fitted.transform_record({"age": "two"})
+
+
+def test_report_survives_extreme_numeric_ranges() -> None:
+    # 20 bins cannot be told apart between two neighbouring floats near 1e16.
+    p = CleaningPlan.from_dict({"columns": {"c": "numeric"}})
+    t = pl.DataFrame({"c": ["1e16", "1.0000000000000002e16"]})
+    res = p.fit(t).transform(t)
+    assert res.report["columns"]["c"]["histogram"]["counts"] == [2]
