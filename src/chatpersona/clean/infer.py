@@ -214,8 +214,11 @@ def infer_plan(
     mv = tuple(missing_values) if missing_values is not None else DEFAULT_MISSING_VALUES
     mv = tuple(v.strip().lower() for v in mv)
     df = to_polars(table).head(sample_rows)
-    text = as_text_frame(df, df.columns)
-    rules = {c: _infer_column(c, text[c], df.height, mv) for c in df.columns}
+    # Nested columns (lists, structs such as an event payload) have no cleaning kind: they
+    # are left unplanned and pass through unchanged.
+    flat = [c for c, dtype in df.schema.items() if not dtype.is_nested()]
+    text = as_text_frame(df.select(flat), flat)
+    rules = {c: _infer_column(c, text[c], df.height, mv) for c in flat}
     ids = [c for c, r in rules.items() if r.kind == "id"]
     id_col = ids[0] if len(ids) == 1 else None
     latest = None

@@ -137,8 +137,13 @@ def write_table(df: pl.DataFrame, path: str | Path) -> None:
     """Write ``df`` by the extension of ``path``, atomically."""
     path = Path(path)
     fmt = table_format(path)
-    with atomic_path(path) as tmp:
-        _write(df, tmp, fmt)
+    try:
+        with atomic_path(path) as tmp:
+            _write(df, tmp, fmt)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(
+            f"Cannot write {fmt} output: {exc}", code="unwritable_output", file=str(path)
+        ) from exc
 
 
 class BatchWriter:

@@ -241,3 +241,18 @@ def test_help_texts() -> None:
         "--batch-rows",
     ):
         assert opt in out
+
+
+def test_nested_jsonl_to_csv_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "events.jsonl"
+    pl.DataFrame(
+        {"event_id": ["e1", "e2"], "payload": [{"chat_id": "c1"}, {"chat_id": "c2"}]}
+    ).write_ndjson(src)
+    assert _run(["clean", str(src), "-o", str(tmp_path / "o.csv"), "--infer", "-q"]) == 2
+    assert "Cannot write csv output" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
+    assert _run(["clean", str(src), "-o", str(tmp_path / "o.jsonl"), "--infer", "-q"]) == 0
+    assert pl.read_ndjson(tmp_path / "o.jsonl")["payload"].to_list() == [
+        {"chat_id": "c1"},
+        {"chat_id": "c2"},
+    ]

@@ -78,3 +78,18 @@ def test_pandas_input_is_accepted() -> None:
     plan = infer_plan(pdf)
     result = plan.fit(pdf).transform(pdf)
     assert result.report["rows_in"] == 50
+
+
+def test_nested_columns_are_left_unplanned_and_pass_through() -> None:
+    df = pl.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(30)],
+            "type": ["message", "chat_started", "chat_ended"] * 10,
+            "payload": [{"chat_id": f"c{i}", "csat": i % 5 + 1} for i in range(30)],
+        }
+    )
+    plan = infer_plan(df)
+    assert "payload" not in plan.columns
+    result = plan.fit(df).transform(df)
+    assert result.accepted["payload"].to_list() == df["payload"].to_list()
+    assert result.report["rows_accepted"] == 30
