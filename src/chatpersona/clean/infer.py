@@ -156,7 +156,9 @@ def _infer_column(
 
     labels = {" ".join(v.split()).lower() for v in distinct}
     avg_len = sum(len(v) for v in sample) / len(sample)
-    if len(labels) <= max(50, int(0.01 * len(present))) and avg_len <= 40:
+    avg_words = sum(len(v.split()) for v in sample) / len(sample)
+    # Sentences (3+ words on average) are free text even when few distinct ones occur.
+    if len(labels) <= max(50, int(0.01 * len(present))) and avg_len <= 40 and avg_words < 3:
         missing = "mode" if missing_share <= 0.01 else "unknown"
         synonyms = _abbreviations(labels)
         note = f"{len(labels)} labels after trimming and case-folding"
