@@ -254,6 +254,11 @@ class Policy(ABC):
         Name of the decision point, logged with every decision.
     sink:
         Where ``decide()`` writes each decision record (``None``: not logged).
+
+    Notes
+    -----
+    A policy is not thread-safe on its own; :class:`~chatpersona.decide.DecisionEngine`
+    serializes ``decide`` and reward updates behind one lock.
     """
 
     kind: ClassVar[str] = "policy"
