@@ -428,15 +428,20 @@ class UpdateProfile(Step):
                 else None
             )
             if store is not None:
-                feedback = list(ops.feedback)
-                first: tuple[int | None, int | None, int] | None = None
+                feedback = ops.feedback
                 if feedback and key in batch.fenced:
                     current = store.get(tenant, user_id)
                     have = current.feedback.csat_count if current else 0
                     # A CSAT whose running count the profile already reached was applied
                     # before a crash: skip it (NPS only sets the last value: idempotent).
                     feedback = [f for f in feedback if f[0] is None or f[2] > have]
-                    first = feedback.pop(0) if feedback else None
+                # Coalesced: one patch per user, plus one more per extra CSAT of the batch
+                # (a CSAT feeds a running mean, so each needs its own patch, in order).
+                # NPS only sets the last value: the batch's last NPS rides on the last
+                # patch. Same final profile as one patch per feedback event.
+                csats = [f[0] for f in feedback if f[0] is not None]
+                npss = [f[1] for f in feedback if f[1] is not None]
+                last_nps = npss[-1] if npss else None
                 todo = items.setdefault(tenant, [])
                 todo.append(
                     (
@@ -446,12 +451,16 @@ class UpdateProfile(Step):
                             attributes=ops.attributes or None,
                             features=batch.features.get(key),
                             segment=segment,
-                            csat=first[0] if first else None,
-                            nps=first[1] if first else None,
+                            csat=csats[0] if csats else None,
+                            nps=last_nps if len(csats) <= 1 else None,
                         ),
                     )
                 )
-                todo.extend((user_id, ProfilePatch(csat=c, nps=n)) for c, n, _ in feedback)
+                for i in range(1, len(csats)):
+                    last = i == len(csats) - 1
+                    todo.append(
+                        (user_id, ProfilePatch(csat=csats[i], nps=last_nps if last else None))
+                    )
             if key in batch.changed:
                 st = batch.states[key]
                 batch.emitted.append(
