@@ -6,6 +6,12 @@ Targets (issue 6): decide p99 < 1 ms for 20 actions x 64 context features; >= 5,
 decisions/s online; >= 50,000/s in batch; reward ingestion >= 2,000/s.
 
     .venv/bin/python bench/bench_decide.py [--decisions 20000] [--batch 100000]
+        [--reference REV] [--reference-rounds 2]
+
+``--reference REV`` also measures the decide code of git revision ``REV`` (extracted with
+``git archive`` into a temporary directory) on the same logged latency and online
+workloads, alternating reference and current subprocesses, so old and new code are
+compared in the same run on the same (shared) machine.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -103,20 +111,28 @@ def percentiles(samples: list[float], prefix: str = "") -> dict[str, float]:
 
 
 class Timer:
-    """Wall-clock and this thread's CPU time: on a shared machine the CPU figure is what
-    the code costs, the wall figure also holds time spent waiting for a core."""
+    """Wall-clock, this thread's and the whole process's CPU time: on a shared machine the
+    CPU figure is what the code costs, the wall figure also holds time spent waiting for
+    a core. The process figure counts any other thread's work too (none is started by
+    the decide code)."""
 
     def __enter__(self) -> Timer:
         self.w0, self.c0 = time.perf_counter(), time.thread_time()
+        self.p0 = time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.w0
         self.cpu = time.thread_time() - self.c0
+        self.proc = time.process_time() - self.p0
 
 
 def rates(n: int, t: Timer, name: str) -> dict[str, float]:
-    return {f"{name}_per_s_wall": n / t.wall, f"{name}_per_s_cpu": n / t.cpu}
+    return {
+        f"{name}_per_s_wall": n / t.wall,
+        f"{name}_per_s_cpu": n / t.cpu,
+        f"{name}_per_s_process_cpu": n / t.proc,
+    }
 
 
 def bench_latency(ctxs: list[dict[str, Any]], sink: Any) -> dict[str, float]:
@@ -157,7 +173,7 @@ def bench_online(ctxs: list[dict[str, Any]], sink: Any) -> dict[str, float]:
 def bench_batch(ctxs: list[dict[str, Any]], n: int) -> dict[str, float]:
     policy = LinUCB(ACTIONS, schema=SCHEMA, alpha=0.5, exploration_floor=0.002, seed=0)
     warm(policy, ctxs[:2000], 3)
-    reps = max(1, n // len(ctxs))
+    reps = max(1, -(-n // len(ctxs)))
     many = (ctxs * reps)[:n]
     with Timer() as tf:
         X = policy.featurizer_.transform(many)
@@ -234,12 +250,86 @@ def bench_naive(ctxs: list[dict[str, Any]], fast_ctx: list[dict[str, Any]]) -> d
     }
 
 
+def online_only(n: int) -> dict[str, Any]:
+    """The logged latency and online workloads alone (one side of ``--reference``)."""
+    ctxs = contexts(n, 0)
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        with JsonlDecisionLog(Path(tmp) / "lat.jsonl") as sink:
+            out["latency_logged_jsonl"] = bench_latency(ctxs, sink)
+        with JsonlDecisionLog(Path(tmp) / "online.jsonl") as sink:
+            out["online_logged_jsonl"] = bench_online(ctxs, sink)
+    return out
+
+
+def _side(src: Path | None, n: int) -> dict[str, Any]:
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--online-only", str(n)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def bench_reference(rev: str, n: int, rounds: int) -> dict[str, Any]:
+    """Old (``rev``) vs current decide code, alternating subprocesses, best round each."""
+    root = HERE.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", rev, "src/chatpersona"],
+            capture_output=True,
+            check=True,
+        )
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        ref_src = Path(tmp) / "src"
+        runs: dict[str, list[dict[str, Any]]] = {"reference": [], "current": []}
+        for _ in range(rounds):
+            runs["reference"].append(_side(ref_src, n))
+            runs["current"].append(_side(None, n))
+
+    def best(side: str, part: str, key: str, low: bool = False) -> float:
+        vals = [r[part][key] for r in runs[side]]
+        return min(vals) if low else max(vals)
+
+    summary: dict[str, Any] = {"revision": rev, "decisions": n, "rounds": rounds}
+    for side in ("reference", "current"):
+        summary[side] = {
+            "online_per_s_wall": best(side, "online_logged_jsonl", "decide_and_update_per_s_wall"),
+            "online_per_s_cpu": best(side, "online_logged_jsonl", "decide_and_update_per_s_cpu"),
+            "online_per_s_process_cpu": best(
+                side, "online_logged_jsonl", "decide_and_update_per_s_process_cpu"
+            ),
+            "decide_logged_cpu_p50_ms": best(side, "latency_logged_jsonl", "cpu_p50_ms", True),
+            "decide_logged_cpu_p99_ms": best(side, "latency_logged_jsonl", "cpu_p99_ms", True),
+            "decide_logged_wall_p99_ms": best(side, "latency_logged_jsonl", "wall_p99_ms", True),
+        }
+    ref, cur = summary["reference"], summary["current"]
+    summary["speedup_online_cpu"] = cur["online_per_s_cpu"] / ref["online_per_s_cpu"]
+    summary["speedup_online_wall"] = cur["online_per_s_wall"] / ref["online_per_s_wall"]
+    summary["speedup_p99_cpu"] = ref["decide_logged_cpu_p99_ms"] / cur["decide_logged_cpu_p99_ms"]
+    summary["runs"] = runs
+    return summary
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--online-only":  # a --reference subprocess
+        print(json.dumps(online_only(int(sys.argv[2]))))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=20_000, help="online decisions to time")
     parser.add_argument("--batch", type=int, default=100_000, help="rows in the batch run")
     parser.add_argument("--naive", type=int, default=1_000, help="decisions for the baseline")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "decide.json")
+    parser.add_argument(
+        "--reference",
+        default=None,
+        help="also time the decide code of this git revision (old vs new, same run)",
+    )
+    parser.add_argument(
+        "--reference-decisions", type=int, default=10_000, help="decisions per reference side"
+    )
+    parser.add_argument("--reference-rounds", type=int, default=2, help="alternating rounds")
     args = parser.parse_args()
 
     ctxs = contexts(args.decisions, 0)
@@ -257,6 +347,10 @@ def main() -> int:
         with JsonlDecisionLog(Path(tmp) / "rewards.jsonl") as sink:
             results["rewards_logged_jsonl"] = bench_rewards(ctxs[: min(len(ctxs), 10_000)], sink)
     results["vs_naive"] = bench_naive(ctxs[: args.naive], ctxs)
+    if args.reference:
+        results["vs_reference"] = bench_reference(
+            args.reference, args.reference_decisions, args.reference_rounds
+        )
     lat = results["latency_logged_jsonl"]
     online = results["online_logged_jsonl"]
     rew = results["rewards_logged_jsonl"]
