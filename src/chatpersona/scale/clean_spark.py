@@ -813,7 +813,7 @@ def clean_file_spark(
         progress("fit", n_rows)
         result = clean_frame_spark(fitted, df, source=src, frame_out=frames, sort=not single_file)
         progress("transform", n_rows)
-        rows = {"_row": pl.UInt32}
+        rows: dict[str, pl.DataType] = {"_row": pl.UInt32()}
         spark_write(
             result.accepted if single_file else result.accepted.drop("_row"),
             paths.output,

@@ -1,0 +1,685 @@
+"""Features and segmentation on Apache Spark, exported into the same
+:class:`~chatpersona.segment.SegmentModel` artifact as the one-machine run.
+
+What runs where (see ``docs/OPERATIONS.md``):
+
+* **Feature spec fit** (one-hot categories, imputation medians) on a seeded driver sample of
+  at most ``sample_rows`` users (all users when there are fewer: then identical to the
+  one-machine fit).
+* **Feature rows** for every user inside ``mapInArrow``, calling
+  :meth:`FittedFeatureSpec.transform` — the spec's own Polars code, so a feature means the
+  same thing on both engines (a Spark SQL re-write would have to be kept in step by hand).
+* **Scaling + PCA**: moments on Spark — per-partition sums and cross-products of the feature
+  rows (shifted by the sample mean for numerical stability), reduced on the driver, exactly
+  what Spark MLlib's ``RowMatrix.computeCovariance`` does; exact medians/quartiles
+  (``percentile``) for robust scaling. The F x F eigen-decomposition then runs on the driver
+  with the one-machine :class:`~chatpersona.features.batch.Preprocessor` rules (component
+  count, deterministic signs), so the artifact is the same.
+* **K-Means / bisecting K-Means**: Spark MLlib on the projected rows of *all* users (k chosen,
+  when not given, by the one-machine silhouette sweep on a driver sample); the centres become
+  the model's ``centroid`` rule.
+* **Hierarchical, HDBSCAN, DBSCAN** (and ``auto``'s comparison): fitted on the driver sample
+  with the one-machine segmenters; every user is then assigned at scale with the model's own
+  rule (nearest centroid / nearest core within its radius) inside ``mapInArrow``.
+* **Segment descriptions** come from the driver sample, with sizes and shares replaced by the
+  exact counts of the full assignment.
+
+Events are not supported on the Spark engine yet: build event features with the one-machine
+engine, or join them into the user table first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from chatpersona.exceptions import DataError, ParameterError
+from chatpersona.features.batch import Preprocessor
+from chatpersona.features.spec import FeatureSpec, FittedFeatureSpec
+from chatpersona.scale.spark import DEFAULT_MASTER, get_spark, spark_read
+from chatpersona.segment.base import NOISE, BaseSegmenter, seeded_sample, small_threads
+from chatpersona.segment.describe import describe_segments
+from chatpersona.segment.kmeans import KMeansSegmenter, sweep_k
+from chatpersona.segment.model import SegmentModel
+from chatpersona.segment.run import (
+    ALGORITHMS,
+    CHOICE_RULE,
+    SEGMENTERS,
+    SegmentationResult,
+    _outcome_arrays,
+    make_segmenter,
+)
+from chatpersona.segment.select import (
+    __doc__ as SELECT_DOC,
+)
+from chatpersona.segment.select import (
+    choose_algorithm,
+    choose_k,
+    compare_segmenters,
+    internal_scores,
+)
+
+__all__ = ["SPARK_ALGORITHMS", "build_features_spark", "run_segmentation_spark"]
+
+SPARK_ALGORITHMS = (*ALGORITHMS, "bisecting")
+DEFAULT_SAMPLE_ROWS = 200_000
+
+
+# ------------------------------------------------------------------ workers
+_SPECS: dict[str, FittedFeatureSpec] = {}
+_MODELS: dict[str, SegmentModel] = {}
+
+
+def _spec_of(text: str) -> FittedFeatureSpec:
+    spec = _SPECS.get(text)
+    if spec is None:
+        spec = _SPECS[text] = FittedFeatureSpec.from_json(text)
+    return spec
+
+
+def _features_fn(
+    spec_text: str, as_of: str, casts: str
+) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        fitted = _spec_of(spec_text)
+        when = datetime.fromisoformat(as_of)
+        id_col = fitted.spec.id_column
+        names = fitted.feature_names_
+        schema = pa.schema(
+            [pa.field(id_col, pa.string()), *(pa.field(n, pa.float64()) for n in names)]
+        )
+        dtypes = json.loads(casts)
+        for b in batches:
+            df = pl.from_arrow(pa.Table.from_batches([b]))
+            assert isinstance(df, pl.DataFrame)
+            df = _apply_casts(df, dtypes)
+            feats = fitted.transform(df, None, when).select(
+                pl.col(id_col).cast(pl.String), *(pl.col(n).cast(pl.Float64) for n in names)
+            )
+            yield from feats.to_arrow().cast(schema).to_batches()
+
+    return run
+
+
+def _apply_casts(df: pl.DataFrame, dtypes: dict[str, str]) -> pl.DataFrame:
+    """Give text columns (CSV read by Spark) the dtype Polars infers for the same file."""
+    exprs = []
+    for name, kind in dtypes.items():
+        if name not in df.columns or df.schema[name] != pl.String:
+            continue
+        c = pl.col(name)
+        if kind == "int":
+            exprs.append(c.cast(pl.Int64, strict=False))
+        elif kind == "float":
+            exprs.append(c.cast(pl.Float64, strict=False))
+        elif kind == "bool":
+            exprs.append(
+                c.str.to_lowercase().replace_strict({"true": True, "false": False}, default=None)
+            )
+    return df.with_columns(exprs) if exprs else df
+
+
+def _labels_fn(model_dir: str, names: list[str]) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        model = _MODELS.get(model_dir)
+        if model is None:
+            model = _MODELS[model_dir] = SegmentModel.load(model_dir)
+        for b in batches:
+            X = np.column_stack([b.column(n).to_numpy(zero_copy_only=False) for n in names])
+            labels = model.predict_labels(X) if len(X) else np.zeros(0, dtype=np.int64)
+            yield pa.RecordBatch.from_arrays(
+                [b.column(0), pa.array(labels.astype(np.int64))], names=["id", "label"]
+            )
+
+    return run
+
+
+def _moments_fn(names: list[str], shift: list[float]) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        k = np.asarray(shift)
+        n = 0
+        s = np.zeros(len(names))
+        xx = np.zeros((len(names), len(names)))
+        for b in batches:
+            X = np.column_stack([b.column(c).to_numpy(zero_copy_only=False) for c in names]) - k
+            n += len(X)
+            s += X.sum(axis=0)
+            xx += X.T @ X
+        yield pa.RecordBatch.from_arrays(
+            [pa.array([n], pa.int64()), pa.array([s.tolist()]), pa.array([xx.ravel().tolist()])],
+            names=["n", "s", "xx"],
+        )
+
+    return run
+
+
+# ------------------------------------------------------------------ helpers
+def _to_spark(spark: Any, users: Any) -> Any:
+    if isinstance(users, str | Path):
+        return spark_read(spark, users)
+    if isinstance(users, pl.DataFrame):
+        return spark.createDataFrame(users.to_pandas())
+    return users
+
+
+def _csv_casts(sample: pl.DataFrame, path: Any) -> dict[str, str]:
+    """For a CSV path, the dtypes Polars' reader would infer (as the one-machine CLI does)."""
+    if not isinstance(path, str | Path) or Path(str(path)).suffix.lower() != ".csv":
+        return {}
+    head = pl.read_csv(path, infer_schema_length=10_000, n_rows=10_000)
+    out: dict[str, str] = {}
+    for name, dtype in head.schema.items():
+        if dtype.is_integer():
+            out[name] = "int"
+        elif dtype.is_float():
+            out[name] = "float"
+        elif dtype == pl.Boolean:
+            out[name] = "bool"
+    return out
+
+
+def _preprocessor_from_moments(
+    scaling: str,
+    pca: float | int | None,
+    names: list[str],
+    n: int,
+    x_mean: np.ndarray,
+    cross: np.ndarray,
+    robust: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+) -> Preprocessor:
+    """A fitted :class:`Preprocessor` from the moments of X (rows ``n``, column means, the
+    centred cross-product matrix), following :meth:`Preprocessor.fit` step by step."""
+    pre = Preprocessor(scaling, pca)
+    pre._validate(len(names))
+    std = np.sqrt(np.clip(np.diag(cross) / n, 0.0, None))
+    if scaling == "standard":
+        center, scale = x_mean, std
+    else:
+        assert robust is not None
+        center, q75, q25 = robust
+        scale = q75 - q25
+        scale = np.where(scale > 0, scale, std)
+    const = ~(scale > 1e-12)
+    if const.any():
+        raise DataError(
+            "feature column is constant (one value for every row); drop it from the spec",
+            code="constant_column",
+            column=names[int(np.argmax(const))],
+        )
+    pre.feature_names_in_ = names
+    pre.center_ = center
+    pre.scale_ = scale
+    pre.mean_ = (x_mean - center) / scale
+    cov = cross / np.outer(scale, scale) / max(n - 1, 1)
+    evals, evecs = np.linalg.eigh(cov)
+    order = np.argsort(evals)[::-1]
+    evals = np.clip(evals[order], 0.0, None)
+    evecs = evecs[:, order]
+    signs = np.sign(evecs[np.argmax(np.abs(evecs), axis=0), np.arange(evecs.shape[1])])
+    evecs = evecs * np.where(signs == 0, 1.0, signs)
+    ratio = evals / evals.sum() if evals.sum() > 0 else np.zeros_like(evals)
+    if pca is None:
+        k = len(names)
+        components = np.eye(len(names))
+        pre.mean_ = np.zeros(len(names))
+    else:
+        if isinstance(pca, int):
+            k = pca
+        else:
+            k = int(np.searchsorted(np.cumsum(ratio), pca - 1e-12) + 1)
+            k = min(max(k, 1), len(names))
+        components = evecs[:, :k].T
+    pre.components_ = np.ascontiguousarray(components)
+    pre.n_components_ = k
+    pre.explained_variance_ratio_ = ratio[:k] if pca is not None else ratio
+    pre.all_explained_variance_ratio_ = ratio
+    return pre
+
+
+def build_features_spark(
+    users: Any,
+    *,
+    spec: FeatureSpec | None = None,
+    id_column: str = "user_id",
+    as_of: datetime | None = None,
+    outcomes: Sequence[str] | None = None,
+    seed: int = 0,
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    master: str = DEFAULT_MASTER,
+    spark: Any = None,
+) -> tuple[Any, FittedFeatureSpec, pl.DataFrame, dict[str, str]]:
+    """Feature rows of every user as a Spark DataFrame (id + ``feature_names_``, doubles).
+
+    Returns ``(features, fitted spec, driver sample of the users, excluded columns)``; the
+    spec is inferred (when not given) and fitted on the driver sample.
+    """
+    session = spark if spark is not None else get_spark(master)
+    sdf = _to_spark(session, users)
+    n = sdf.count()
+    if n == 0:
+        raise DataError("no users to segment", code="empty_input")
+    if n <= sample_rows:
+        part = sdf
+    else:
+        part = sdf.sample(fraction=min(1.0, 1.2 * sample_rows / n), seed=seed).limit(sample_rows)
+    sample = pl.from_arrow(part.toArrow())
+    assert isinstance(sample, pl.DataFrame)
+    casts = _csv_casts(sample, users)
+    sample = _apply_casts(sample, casts)
+    excluded: dict[str, str] = {}
+    if spec is None:
+        spec, excluded = FeatureSpec.infer(sample, id_column=id_column, outcomes=outcomes)
+    elif outcomes is not None:
+        spec = FeatureSpec(**{**spec.__dict__, "outcomes": tuple(outcomes)})
+    if spec.events:
+        spec = FeatureSpec(**{**spec.__dict__, "events": ()})
+    fitted = spec.fit(sample, None, as_of)
+    from pyspark.sql import types as T
+
+    names = fitted.feature_names_
+    schema = T.StructType(
+        [
+            T.StructField(spec.id_column, T.StringType()),
+            *(T.StructField(c, T.DoubleType()) for c in names),
+        ]
+    )
+    needed = [spec.id_column, *spec.columns]
+    feats = sdf.select(*[f"`{c}`" for c in needed]).mapInArrow(
+        _features_fn(fitted.to_json(), fitted.as_of_.isoformat(), json.dumps(casts)), schema
+    )
+    return feats, fitted, sample, excluded
+
+
+# ------------------------------------------------------------------ the run
+def run_segmentation_spark(
+    users: Any,
+    *,
+    spec: FeatureSpec | None = None,
+    id_column: str = "user_id",
+    algo: str = "auto",
+    k: int | tuple[int, int] | None = None,
+    pca: float | int | str | None = "spec",
+    seed: int = 0,
+    as_of: datetime | None = None,
+    outcomes: Sequence[str] | None = None,
+    master: str = DEFAULT_MASTER,
+    spark: Any = None,
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    work_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> SegmentationResult:
+    """Segment a clean user table on Spark; returns the same
+    :class:`~chatpersona.segment.run.SegmentationResult` as
+    :func:`~chatpersona.segment.run.run_segmentation` (``features`` is ``None``: the feature
+    rows stay on the cluster).
+
+    Parameters
+    ----------
+    users : a path (CSV, Parquet, JSON Lines; cluster paths work), a Spark DataFrame or a
+        Polars DataFrame.
+    algo : ``auto``, ``kmeans`` (Spark MLlib K-Means), ``bisecting`` (MLlib bisecting
+        K-Means), ``hierarchical``, ``hdbscan`` or ``dbscan`` (driver sample, assigned at scale).
+    sample_rows : size of the driver sample (spec fit, k sweep, sample-fitted algorithms,
+        descriptions).
+    work_dir : where the model is staged for the executors (default: a temporary directory;
+        on a cluster, a path every executor can read).
+    Other parameters as :func:`~chatpersona.segment.run.run_segmentation`.
+    """
+    import shutil
+    import tempfile
+
+    from pyspark.sql import functions as F
+
+    say = progress or (lambda _msg: None)
+    if algo not in SPARK_ALGORITHMS:
+        raise ParameterError("segment", "algo", f"one of {list(SPARK_ALGORITHMS)}", algo)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError("segment", "seed", "an int >= 0", seed)
+    session = spark if spark is not None else get_spark(master)
+    say("features")
+    feats, fitted, sample_users, excluded = build_features_spark(
+        users,
+        spec=spec,
+        id_column=id_column,
+        as_of=as_of,
+        outcomes=outcomes,
+        seed=seed,
+        sample_rows=sample_rows,
+        spark=session,
+    )
+    spec_used = fitted.spec
+    id_col = spec_used.id_column
+    names = list(fitted.feature_names_)
+    feats = feats.persist()
+    try:
+        return _run(
+            session,
+            feats,
+            fitted,
+            sample_users,
+            excluded,
+            names,
+            id_col,
+            algo,
+            k,
+            pca,
+            seed,
+            sample_rows,
+            work_dir,
+            say,
+            F,
+            shutil,
+            tempfile,
+        )
+    finally:
+        feats.unpersist()
+
+
+def _run(
+    session: Any,
+    feats: Any,
+    fitted: FittedFeatureSpec,
+    sample_users: pl.DataFrame,
+    excluded: dict[str, str],
+    names: list[str],
+    id_col: str,
+    algo: str,
+    k: int | tuple[int, int] | None,
+    pca: float | int | str | None,
+    seed: int,
+    sample_rows: int,
+    work_dir: str | Path | None,
+    say: Callable[[str], None],
+    F: Any,
+    shutil: Any,
+    tempfile: Any,
+) -> SegmentationResult:
+    spec_used = fitted.spec
+    pca_value = spec_used.pca if pca == "spec" else (None if pca in (None, 0) else pca)
+    # driver sample of feature rows (the same users as the spec sample)
+    Xs = fitted.transform(sample_users, None, fitted.as_of_).select(names).to_numpy()
+    Xs = np.ascontiguousarray(Xs, dtype=np.float64)
+    say("moments")
+    shift = Xs.mean(axis=0).tolist()
+    from pyspark.sql import types as T
+
+    mschema = T.StructType(
+        [
+            T.StructField("n", T.LongType()),
+            T.StructField("s", T.ArrayType(T.DoubleType())),
+            T.StructField("xx", T.ArrayType(T.DoubleType())),
+        ]
+    )
+    parts = (
+        feats.select(*[f"`{c}`" for c in names])
+        .mapInArrow(_moments_fn(names, shift), mschema)
+        .collect()
+    )
+    n = int(sum(r["n"] for r in parts))
+    s = np.sum([np.asarray(r["s"]) for r in parts], axis=0)
+    xx = np.sum([np.asarray(r["xx"]) for r in parts], axis=0).reshape(len(names), len(names))
+    d = s / n
+    x_mean = np.asarray(shift) + d
+    cross = xx - n * np.outer(d, d)
+    robust = None
+    if spec_used.scaling == "robust":
+        pct = feats.agg(
+            *[
+                F.expr(f"percentile(`{c}`, array(0.5, 0.75, 0.25))").alias(f"p{j}")
+                for j, c in enumerate(names)
+            ]
+        ).collect()[0]
+        arr = np.array([pct[f"p{j}"] for j in range(len(names))], dtype=np.float64)
+        robust = (arr[:, 0], arr[:, 1], arr[:, 2])
+    pre = _preprocessor_from_moments(
+        spec_used.scaling,
+        pca_value,  # type: ignore[arg-type]
+        names,
+        n,
+        x_mean,
+        cross,
+        robust,
+    )
+    Zs = pre.transform(Xs)
+    say("segmenters")
+    rows: list[dict[str, Any]] = []
+    fitted_segs: dict[str, BaseSegmenter] = {}
+    chosen = algo
+    if algo == "auto":
+        candidates = {name: make_segmenter(name, k=k, seed=seed) for name in SEGMENTERS}
+        rows, fitted_segs = compare_segmenters(Zs, candidates, seed=seed, progress=say)
+        chosen = choose_algorithm(rows)
+        seg = fitted_segs[chosen]
+        metrics = next(r for r in rows if r["algorithm"] == chosen)
+    t0 = time.perf_counter()
+    if chosen in ("kmeans", "bisecting"):
+        seg = _mllib_kmeans(
+            session, feats, names, pre, Zs, k, seed, bisecting=chosen == "bisecting"
+        )
+    elif algo != "auto":
+        seg = make_segmenter(algo, k=k, seed=seed)
+        seg.fit(Zs)
+    fit_time = time.perf_counter() - t0
+    if algo != "auto" or chosen == "kmeans":
+        idx = seeded_sample(len(Zs), 3000, np.random.default_rng(seed))
+        labels_s = seg.predict(Zs[idx])
+        with small_threads(len(idx)):
+            metrics = {
+                **(metrics if algo == "auto" else {}),
+                "algorithm": chosen,
+                "n_segments": seg.n_segments_,
+                **internal_scores(Zs[idx], labels_s),
+                "noise_share": float(np.mean(labels_s == NOISE)),
+                "fit_time_s": fit_time,
+            }
+        fitted_segs[chosen] = seg
+    say("assign")
+    provisional = SegmentModel.from_fitted(
+        seg, pre, names, feature_spec=fitted, label_order=list(range(_n_labels(seg)))
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="chatpersona-spark-model-", dir=work_dir))
+    try:
+        provisional.save(tmp)
+        lschema = T.StructType(
+            [T.StructField("id", T.StringType()), T.StructField("label", T.LongType())]
+        )
+        labelled = (
+            feats.select(f"`{id_col}`", *[f"`{c}`" for c in names])
+            .mapInArrow(_labels_fn(str(tmp), names), lschema)
+            .persist()
+        )
+        counts = {
+            int(r["label"]): int(r["count"]) for r in labelled.groupBy("label").count().collect()
+        }
+        n_lab = _n_labels(seg)
+        label_order = sorted(range(n_lab), key=lambda lab: (-counts.get(lab, 0), lab))
+        model = SegmentModel.from_fitted(
+            seg, pre, names, feature_spec=fitted, label_order=label_order
+        )
+        ids = model._ids
+        id_arr = F.array(*[F.lit(i) for i in ids])
+        seg_col = F.element_at(
+            id_arr,
+            F.when(F.col("label") < 0, F.lit(len(ids))).otherwise(F.col("label") + 1).cast("int"),
+        )
+        assign_tbl = pl.from_arrow(
+            labelled.select(F.col("id").alias(id_col), seg_col.alias("segment")).toArrow()
+        )
+        assert isinstance(assign_tbl, pl.DataFrame)
+        labelled.unpersist()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    say("describe")
+    labels_sample = model.predict_labels(Xs)
+    outcome_arrays = _outcome_arrays(sample_users, pl.DataFrame(), spec_used.outcomes)
+    segments = describe_segments(Xs, names, labels_sample, model.label_ids, outcomes=outcome_arrays)
+    total = sum(counts.values())
+    for s_ in segments:
+        lab = ids.index(s_["id"]) if s_["id"] in ids else None
+        if lab is not None:
+            full = counts.get(-1 if s_["id"] == ids[-1] else lab, 0)
+            if full and len(Xs) < total:
+                s_["description"] = s_["description"].replace(
+                    f"{s_['size']} users ({s_['share']:.1%})", f"{full} users ({full / total:.1%})"
+                )
+            s_["size"] = full
+            s_["share"] = full / max(total, 1)
+    model.segment_names.update({s_["id"]: s_["name"] for s_ in segments})
+    assignments = assign_tbl.with_columns(
+        pl.col(id_col).cast(pl.String), pl.col("segment").cast(pl.String)
+    )
+    pre2 = Preprocessor(spec_used.scaling, min(2, len(names))).fit(Xs, names)
+    pidx = seeded_sample(len(Xs), 3000, np.random.default_rng(seed))
+    points = pre2.transform(Xs[pidx])
+    seg_of_sample = [ids[lab] for lab in labels_sample.tolist()]
+    report: dict[str, Any] = {
+        "model": {"id": model.model_id, "version": model.version, "created_at": model.created_at},
+        "algorithm": chosen,
+        "k": int(seg.n_segments_),
+        "n_segments": int(seg.n_segments_),
+        "n_users": total,
+        "as_of": fitted.as_of_.isoformat(),
+        "seed": seed,
+        "features": names,
+        "excluded_columns": excluded,
+        "dropped_features": fitted.dropped_,
+        "outcomes": list(spec_used.outcomes),
+        "pca": {
+            "target": pca_value,
+            "n_components": int(pre.n_components_),
+            "explained_variance_ratio": [float(v) for v in pre.explained_variance_ratio_],
+        },
+        "metrics": metrics,
+        "segmenter": seg.summary(),
+        "comparison": rows,
+        "choice_rule": CHOICE_RULE if algo == "auto" else f"algorithm fixed by the caller: {algo}",
+        "k_rule": (SELECT_DOC or "").split("**algorithm rule**")[0].strip(),
+        "segments": segments,
+        "engine": {
+            "name": "spark",
+            "master": session.sparkContext.master,
+            "sample_rows": len(Xs),
+            "fit_on": "all rows (Spark MLlib)"
+            if chosen in ("kmeans", "bisecting")
+            else f"driver sample of {len(Xs)} rows",
+        },
+    }
+    model.info.update(
+        {"algorithm": chosen, "n_users": total, "metrics": metrics, "engine": "spark"}
+    )
+    return SegmentationResult(
+        model=model,
+        assignments=assignments,
+        report=report,
+        points=points,
+        point_segments=[seg_of_sample[i] for i in pidx.tolist()],
+        fitted_segmenters=fitted_segs,
+        features=None,
+    )
+
+
+def _sample_kmeans_centers(Z: np.ndarray, k: int, seed: int, n_init: int) -> np.ndarray:
+    """The one-machine K-Means (k-means++, ``n_init`` restarts) on the driver sample."""
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=k, random_state=seed, n_init=n_init).fit(Z)
+    return np.asarray(km.cluster_centers_, dtype=np.float64)
+
+
+def _n_labels(seg: BaseSegmenter) -> int:
+    return int(seg.n_segments_) if seg.rule_ == "core" else len(seg.centers_)
+
+
+def _mllib_kmeans(
+    session: Any,
+    feats: Any,
+    names: list[str],
+    pre: Preprocessor,
+    Zs: np.ndarray,
+    k: int | tuple[int, int] | None,
+    seed: int,
+    *,
+    bisecting: bool,
+) -> KMeansSegmenter:
+    """K-Means (or bisecting K-Means) from Spark MLlib on the projected rows of all users,
+    wrapped as a fitted :class:`KMeansSegmenter` (``centroid`` rule)."""
+    from pyspark.sql import functions as F
+
+    seg = KMeansSegmenter(k=k if isinstance(k, int) else None, seed=seed)
+    if isinstance(k, tuple):
+        seg.k_min, seg.k_max = k
+    seg._validate_params(len(Zs))
+    if isinstance(k, int):
+        seg.scores_ = []
+        seg.k_ = int(k)
+    else:
+        idx = seeded_sample(len(Zs), seg.sweep_rows, np.random.default_rng(seed))
+        sub = Zs[idx]
+        seg.scores_ = sweep_k(
+            sub,
+            range(seg.k_min, min(seg.k_max, len(sub) - 1) + 1),
+            seed=seed,
+            n_init=seg.n_init,
+            silhouette_rows=seg.silhouette_rows,
+            minibatch_rows=seg.minibatch_rows,
+        )
+        seg.k_ = choose_k(seg.scores_)
+    W = (pre.components_ / pre.scale_).T
+    b = -((pre.center_ / pre.scale_ + pre.mean_) @ pre.components_.T)
+    cols = [F.col(f"`{c}`") for c in names]
+    proj = [
+        sum((c * float(W[j, p]) for j, c in enumerate(cols)), F.lit(float(b[p])))
+        for p in range(W.shape[1])
+    ]
+    data = feats.select(F.array(*proj).alias("z"))
+    if bisecting:
+        from pyspark.ml.clustering import BisectingKMeans
+        from pyspark.ml.functions import array_to_vector
+
+        bkm = BisectingKMeans(k=seg.k_, seed=seed, maxIter=50).fit(
+            data.select(array_to_vector(F.col("z")).alias("features"))
+        )
+        centers = np.array([np.asarray(c) for c in bkm.clusterCenters()])
+        seg.inertia_ = float(bkm.summary.trainingCost)
+    else:
+        from pyspark.mllib.clustering import KMeans as MLlibKMeans
+        from pyspark.mllib.clustering import KMeansModel
+
+        # Seeding: the one-machine k-means++ (n_init restarts) on the driver sample; Lloyd
+        # iterations over every user: Spark MLlib.
+        with small_threads(len(Zs)):
+            init = _sample_kmeans_centers(Zs, seg.k_, seed, seg.n_init)
+        rdd = data.rdd.map(lambda r: np.asarray(r[0], dtype=np.float64))
+        km = MLlibKMeans.train(
+            rdd,
+            seg.k_,
+            maxIterations=100,
+            initialModel=KMeansModel([c for c in init]),
+            epsilon=1e-6,
+            seed=seed,
+        )
+        centers = np.array([np.asarray(c) for c in km.clusterCenters])
+        seg.inertia_ = float(km.computeCost(rdd)) if len(centers) else float("nan")
+    seg.centers_ = np.ascontiguousarray(centers, dtype=np.float64)
+    seg.minibatch_ = False
+    seg.rule_ = "centroid"
+    seg.feature_names_in_ = [f"pc{j}" for j in range(Zs.shape[1])]
+    seg.n_features_in_ = Zs.shape[1]
+    seg.labels_ = seg._predict_array(Zs)
+    seg.n_segments_ = len(centers)
+    if bisecting:
+        seg.algorithm = "kmeans"  # same centroid rule and artifact
+    return seg
