@@ -30,11 +30,9 @@ from chatpersona.clean.plan import NUMERIC_KINDS, CleaningPlan, ColumnRule
 from chatpersona.clean.polars_engine import (
     MAX_INT,
     REASON_BY_KIND,
-    apply_stages,
     as_text_frame,
-    merge_stages,
     norm_synonyms,
-    parse_stage,
+    parse_frame,
     parsed_refs,
 )
 from chatpersona.exceptions import DataError, InputError, NotFittedError, PlanError
@@ -186,27 +184,13 @@ class FittedPlan:
         """Learn the statistics from consecutive batches of one table (a streamed pass: only
         parsed numbers and label counts are kept, never the raw rows); returns ``self``."""
         names = list(self.plan.columns)
-        mv = self.plan.missing_values
-        stages = merge_stages(
-            [parse_stage(rule, i, mv) for i, rule in enumerate(self.plan.columns.values())]
-        )
         invalid = [
             parsed_refs(rule, i).invalid.alias(f"__x{i}")
             for i, rule in enumerate(self.plan.columns.values())
         ]
         self._parsed: pl.DataFrame | None = None
-        # Keep only what transform needs from the parse (raw text only where the report
-        # compares it), so the temporary stage columns are freed at once.
-        keep = [
-            c
-            for i, rule in enumerate(self.plan.columns.values())
-            for c in (
-                f"__p{i}",
-                f"__m{i}",
-                *([f"__k{i}"] if rule.kind == "currency" else []),
-                *([rule.name] if rule.kind in TEXT_KINDS else []),
-            )
-        ]
+        # parse_frame keeps only what transform needs (raw text only where the report
+        # compares it), so temporary parse columns are freed at once.
         n_rows = 0
         counts: dict[str, dict[str, int]] = {n: {"n_missing": 0, "n_invalid": 0} for n in names}
         numbers: dict[str, list[pl.Series]] = {n: [] for n in names}
@@ -219,7 +203,7 @@ class FittedPlan:
                 columns_in = list(df.columns)
             n_rows += df.height
             text = as_text_frame(df.select(names), names)
-            parsed = apply_stages(text.lazy(), stages).select(keep).collect()
+            parsed = parse_frame(text, self.plan, keep_raw=TEXT_KINDS)
             flags = parsed.select(invalid)
             for i, (name, rule) in enumerate(self.plan.columns.items()):
                 counts[name]["n_missing"] += int(parsed[f"__m{i}"].sum())

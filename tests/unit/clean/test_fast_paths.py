@@ -1,0 +1,148 @@
+"""The batch engine's fast paths give exactly the results of the plain paths: parsing only
+the distinct values of a column and joining them back, and the strptime fast path for
+fixed-width ISO dates (both checked against the one-record path too)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.unit.clean.conftest import MESSY_PLAN
+from tests.unit.clean.test_parity import COLUMNS, FITTED, _row, assert_parity
+
+from chatpersona.clean import CleaningPlan
+from chatpersona.clean import polars_engine as pe
+from chatpersona.clean.formats import parse_datetime
+
+PLAN = CleaningPlan.from_dict(MESSY_PLAN)
+
+
+def _parse(table: pl.DataFrame, dedup: bool) -> pl.DataFrame:
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(pe, "DEDUP_MIN_ROWS", 0)
+        m.setattr(pe, "_few_distinct", lambda s, kind: dedup)
+        return pe.parse_frame(table, PLAN, keep_raw=("id", "categorical", "text"))
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(st.lists(_row, min_size=1, max_size=25), st.lists(st.integers(0, 24), max_size=40))
+def test_parsing_distinct_values_equals_parsing_every_row(
+    rows: list[dict], repeats: list[int]
+) -> None:
+    rows = rows + [rows[i % len(rows)] for i in repeats]
+    table = pl.DataFrame(rows, schema={c: pl.Utf8 for c in COLUMNS})
+    direct = _parse(table, False)
+    deduped = _parse(table, True)
+    assert direct.columns == deduped.columns
+    assert direct.equals(deduped)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(st.lists(_row, min_size=1, max_size=20))
+def test_batch_with_distinct_value_parsing_equals_one_record(rows: list[dict]) -> None:
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(pe, "DEDUP_MIN_ROWS", 0)
+        m.setattr(pe, "_few_distinct", lambda s, kind: True)
+        assert_parity(FITTED, rows * 3)
+
+
+def test_a_large_repetitive_table_takes_the_distinct_value_path() -> None:
+    rows = [
+        {c: v for c, v in zip(COLUMNS, vals, strict=True)}
+        for vals in [
+            (
+                "u1",
+                "30",
+                "1.7",
+                "0.5",
+                "Y",
+                " Female ",
+                "north ",
+                "2024-03-05",
+                "2024-03-05T10:00:00Z",
+                "$1,234.50",
+                "hi",
+            ),
+            (
+                "u2",
+                "",
+                "1.8",
+                "x",
+                "no",
+                "m",
+                "NORTH",
+                "05/03/2024",
+                "2024-13-05T10:00:00Z",
+                "1.234,50 €",
+                None,
+            ),
+            (
+                "u3",
+                "41",
+                None,
+                "0.4",
+                "maybe",
+                "F",
+                "",
+                "soon",
+                "2024-02-30 10:00:00",
+                "USD 12",
+                "  Hi  ",
+            ),
+        ]
+    ]
+    table = pl.DataFrame(rows * (pe.DEDUP_MIN_ROWS // 3 + 1), schema={c: pl.Utf8 for c in COLUMNS})
+    assert pe._few_distinct(table["signup"], "date") and pe._few_distinct(table["age"], "integer")
+    assert_parity(FITTED, table.to_dicts())
+
+
+_digits = st.text(alphabet="0123456789", min_size=2, max_size=2)
+
+
+@st.composite
+def _iso(draw: st.DrawFn) -> str:
+    year = draw(st.sampled_from(["1999", "2024", "2000", "0999", "9999", "1970"]))
+    month, day = draw(_digits), draw(_digits)
+    hour, minute, sec = draw(_digits), draw(_digits), draw(_digits)
+    tail = draw(
+        st.sampled_from(
+            [
+                "",
+                f"T{hour}:{minute}:{sec}Z",
+                f"T{hour}:{minute}:{sec}",
+                f" {hour}:{minute}:{sec}",
+                f"T{hour}:{minute}:{sec}+01:00",
+            ]
+        )
+    )
+    return f"{year}-{month}-{day}{tail}"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_iso(), min_size=1, max_size=30), st.booleans())
+def test_fast_iso_dates_equal_the_general_grammar(values: list[str], dayfirst: bool) -> None:
+    plan = CleaningPlan.from_dict(
+        {
+            "columns": {
+                "d": {"kind": "date", "dayfirst": dayfirst, "on_invalid": "null"},
+                "t": {"kind": "datetime", "on_invalid": "null"},
+            }
+        }
+    )
+    table = pl.DataFrame({"d": values, "t": values})
+    parsed = pe.parse_frame(table, plan)
+    for v, d, t in zip(values, parsed["__p0"], parsed["__p1"], strict=True):
+        want = parse_datetime(v, dayfirst, "s")
+        assert t == (None if want is None else want.replace(tzinfo=UTC)), v
+        assert d == (None if want is None else want.date()), v
