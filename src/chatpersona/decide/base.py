@@ -320,6 +320,14 @@ class Policy(ABC):
         """Vectorized value + bonus for many rows (``None``: decide row by row)."""
         return None
 
+    def _fast_distribution(
+        self, x: np.ndarray, explore: bool
+    ) -> tuple[list[float], list[float]] | None:
+        """Optional hot path when every action is a candidate: ``(probabilities, values)``
+        as Python lists, exactly equal to what ``_distribution`` gives (same floating-point
+        operations). ``None``: use ``_distribution``."""
+        return None
+
     # -- validation ---------------------------------------------------------------------
 
     def _validate_base(self) -> None:
@@ -457,8 +465,12 @@ class Policy(ABC):
         x = self.featurizer_.transform_one(context)
         reasons = self.guardrails.no_explore_reasons(context) if self.guardrails.no_explore else []
         explore = not reasons
-        p, s = self._distribution(x, idx, context, explore)
-        probs = p.tolist()
+        fast = self._fast_distribution(x, explore) if idx is self._all_idx else None
+        if fast is None:
+            p, s = self._distribution(x, idx, context, explore)
+            probs, values = p.tolist(), s.value.tolist()
+        else:
+            probs, values = fast
         # Inverse-CDF sampling in plain Python: faster than numpy for ~20 actions.
         u = self.rng_.random()
         acc, j = 0.0, -1
@@ -468,8 +480,7 @@ class Policy(ABC):
                 acc += q
                 if u < acc:
                     break
-        a = int(idx[j])
-        values = s.value.tolist()
+        a = j if idx is self._all_idx else int(idx[j])
         exploration = values[j] < max(values) - 1e-12
         explanation: dict[str, Any] = {"exploration": exploration}
         if reasons:

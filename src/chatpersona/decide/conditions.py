@@ -83,16 +83,47 @@ def _scalar(spec: Any, where: str) -> Matcher:
         target = float(spec)
         return lambda v: v is not _MISSING and _as_float(v) == target
     if isinstance(spec, str):
-        pattern = spec.strip().lower()
-        if not any(ch in pattern for ch in "*?["):
-            return lambda v: v is not _MISSING and str(v).strip().lower() == pattern
-        return lambda v: v is not _MISSING and fnmatchcase(str(v).strip().lower(), pattern)
+        return _string_matcher([spec.strip().lower()])
     raise PlanError(
         f"Condition {where} must be a string, number, boolean, list or operator mapping. "
         f"Got {spec!r} instead.",
         key=where,
         value=spec,
     )
+
+
+_CACHE_SIZE = 4096
+
+
+def _string_matcher(patterns: list[str]) -> Matcher:
+    """Case-insensitive match against any of ``patterns`` (shell wildcards allowed).
+
+    Results for string values are memoized (bounded): contexts repeat the same few
+    segments and intents, and ``fnmatch`` on every decision is the slow part.
+    """
+    plain = frozenset(p for p in patterns if not any(ch in p for ch in "*?["))
+    globs = [p for p in patterns if p not in plain]
+    cache: dict[str, bool] = {}
+
+    def compute(v: Any) -> bool:
+        text = str(v).strip().lower()
+        if text in plain:
+            return True
+        return any(fnmatchcase(text, g) for g in globs)
+
+    def match(v: Any) -> bool:
+        if v is _MISSING:
+            return False
+        if type(v) is not str:  # never memoize non-strings (True == 1 but "True" != "1")
+            return compute(v)
+        hit = cache.get(v)
+        if hit is None:
+            hit = compute(v)
+            if len(cache) < _CACHE_SIZE:
+                cache[v] = hit
+        return hit
+
+    return match
 
 
 def _number(spec: Any, where: str, op: str) -> float:
@@ -160,8 +191,17 @@ def _operator(op: str, arg: Any, where: str) -> Matcher:
 
 def _compile_spec(spec: Any, where: str) -> Matcher:
     if isinstance(spec, list):
+        if spec and all(isinstance(s, str) for s in spec):  # one memoized matcher
+            return _string_matcher([s.strip().lower() for s in spec])
         ms = [_compile_spec(s, where) for s in spec]
-        return lambda v: any(m(v) for m in ms)
+
+        def any_of(v: Any) -> bool:
+            for m in ms:  # noqa: SIM110 - no generator on the hot path
+                if m(v):
+                    return True
+            return False
+
+        return any_of
     if isinstance(spec, Mapping):
         unknown = sorted(set(spec) - _OPS)
         if unknown:
@@ -197,10 +237,17 @@ class Condition:
             )
         self.when = dict(when or {})
         self._parts = [(k, _compile_spec(s, f"{where}.{k}")) for k, s in self.when.items()]
+        self._plain = ["." not in k for k in self.when]
 
     def __call__(self, context: Mapping[str, Any]) -> bool:
-        for key, matcher in self._parts:  # noqa: SIM110 - no generator on the hot path
-            if not matcher(lookup(context, key)):
+        for (key, matcher), plain in zip(self._parts, self._plain, strict=True):
+            if plain:  # lookup() inlined for an undotted key
+                value = context.get(key, _MISSING)
+                if value is None:
+                    value = _MISSING
+            else:
+                value = lookup(context, key)
+            if not matcher(value):
                 return False
         return True
 
