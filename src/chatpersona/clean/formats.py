@@ -100,6 +100,9 @@ _CURRENCY = re.compile(CURRENCY_RE)
 _COLLAPSE = re.compile(WS_RE + "+")
 _SPECIAL = re.compile(SPECIAL_RE)
 _EPOCH0 = datetime(1970, 1, 1, tzinfo=UTC)
+_FAST_ISO = re.compile(
+    r"([1-9][0-9]{3})-([0-9]{2})-([0-9]{2})(?:[T ]([0-9]{2}):([0-5][0-9]):([0-5][0-9])Z?)?\Z"
+)
 
 
 def normalize_text(
@@ -190,6 +193,16 @@ def parse_datetime(text: str, dayfirst: bool, epoch_unit: str) -> datetime | Non
     """A UTC datetime from ISO, ``05/03/2024`` (``dayfirst``), ``Mar 5 2024``, ``5 Mar 2024``
     (optionally with a time and offset) or epoch seconds/milliseconds; else None."""
     s = text.strip(WS)
+    m = _FAST_ISO.match(s)
+    if m is not None:
+        # The common fixed-width ISO shapes (a subset of the "iso" pattern: same result).
+        y, mo, d, hh, mi, ss = m.groups()
+        try:
+            if hh is None:
+                return datetime(int(y), int(mo), int(d), tzinfo=UTC)
+            return datetime(int(y), int(mo), int(d), int(hh), int(mi), int(ss), tzinfo=UTC)
+        except ValueError:
+            return None
     if _EPOCH_RES[epoch_unit].match(s):
         n = int(s)
         return _EPOCH0 + (timedelta(seconds=n) if epoch_unit == "s" else timedelta(milliseconds=n))

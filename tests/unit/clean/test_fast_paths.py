@@ -4,6 +4,7 @@ fixed-width ISO dates (both checked against the one-record path too)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC
 
 import polars as pl
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from tests.unit.clean.conftest import MESSY_PLAN
 from tests.unit.clean.test_parity import COLUMNS, FITTED, _row, assert_parity
 
-from chatpersona.clean import CleaningPlan
+from chatpersona.clean import CleaningPlan, formats
 from chatpersona.clean import polars_engine as pe
 from chatpersona.clean.formats import parse_datetime
 
@@ -143,6 +144,19 @@ def test_fast_iso_dates_equal_the_general_grammar(values: list[str], dayfirst: b
     table = pl.DataFrame({"d": values, "t": values})
     parsed = pe.parse_frame(table, plan)
     for v, d, t in zip(values, parsed["__p0"], parsed["__p1"], strict=True):
-        want = parse_datetime(v, dayfirst, "s")
+        with pytest.MonkeyPatch.context() as m:  # the general grammar alone
+            m.setattr(formats, "_FAST_ISO", re.compile(r"(?!)"))
+            want = parse_datetime(v, dayfirst, "s")
+        assert parse_datetime(v, dayfirst, "s") == want, v  # the one-record fast path
         assert t == (None if want is None else want.replace(tzinfo=UTC)), v
         assert d == (None if want is None else want.date()), v
+
+
+@settings(max_examples=60, deadline=None)
+@given(_row)
+def test_compiled_record_cleaners_equal_the_general_rules(row: dict) -> None:
+    for name, cleaner in FITTED._cleaners.items():
+        raw = row[name]
+        if raw is None:
+            continue
+        assert cleaner._fast(raw) == cleaner._clean(raw), (name, raw)
