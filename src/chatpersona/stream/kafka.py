@@ -10,6 +10,7 @@ Kafka keeps no delivery counter, so the attempt count is kept by the consumer pr
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -26,6 +27,11 @@ from chatpersona.stream.base import (
     user_of,
 )
 from chatpersona.stream.events import Event
+
+_log = logging.getLogger("chatpersona.stream.kafka")
+_REBALANCING = {27, 22, 25}
+"""Commit errors of a group in flux (``REBALANCE_IN_PROGRESS``, ``ILLEGAL_GENERATION``,
+``UNKNOWN_MEMBER_ID``): retried by redelivery, not raised."""
 
 __all__ = ["KafkaTransport"]
 
@@ -176,8 +182,19 @@ class KafkaTransport(Transport):
 
         if not offsets:
             return
+        from confluent_kafka import KafkaError, KafkaException
+
         tps = [TopicPartition(self.topic, p, o) for p, o in offsets.items()]
-        self._consumer_handle().commit(offsets=tps, asynchronous=False)
+        try:
+            self._consumer_handle().commit(offsets=tps, asynchronous=False)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            code = err.code() if isinstance(err, KafkaError) else None
+            if code not in _REBALANCING:
+                raise
+            # The group is rebalancing: the offsets stay uncommitted, so the partition's
+            # next owner gets these messages again (at least once; effects are idempotent).
+            _log.warning("Kafka commit skipped during a group rebalance: %s", err)
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         offsets: dict[int, int] = {}
