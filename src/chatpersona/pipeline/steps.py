@@ -299,13 +299,14 @@ class Window(Step):
                     "segment": None,
                 }
         touched: dict[str, None] = {}
+        states, all_ops, windows = batch.states, batch.ops, ctx.windows
         for item in live:
             ev = item.event
             assert ev is not None
-            key = user_key(ev.tenant, ev.user_id)
-            st = batch.states[key]
+            key = f"{ev.tenant}:{ev.user_id}"  # user_key(), inlined: this loop is per event
+            st = states[key]
             ts = ev.epoch
-            if is_late(st["w"], ts, ctx.windows):
+            if is_late(st["w"], ts, windows):
                 lag = st["w"]["max_ts"] - ts
                 item.reject("too_late", f"event is {lag:.0f}s behind the user's newest event")
                 continue
@@ -332,7 +333,9 @@ class Window(Step):
                         "payload": ev.payload,
                     },
                 )
-            ops = batch.ops.setdefault(key, _UserOps())
+            ops = all_ops.get(key)
+            if ops is None:
+                ops = all_ops[key] = _UserOps()
             chat_id = ev.payload.get("chat_id")
             if isinstance(chat_id, str) and chat_id not in ops.chat_ids:
                 ops.chat_ids.append(chat_id)
@@ -360,17 +363,36 @@ class Features(Step):
     def run(self, batch: Batch, ctx: StepContext) -> None:
         batch.model = ctx.models.current() if ctx.models is not None else None
         spec: Any = ctx.features or getattr(batch.model, "feature_spec", None)
+        if spec is not None and ctx.store is not None:
+            self._load_users(batch, ctx.store)
         for key in batch.touched:
             st = batch.states[key]
             if spec is None or st.get("agg") is None:
                 batch.features[key] = window_features(st["w"])
                 continue
-            if st.get("user") is None and key in batch.new_users and ctx.store is not None:
-                tenant, user_id = key.split(":", 1)
-                profile = ctx.store.get(tenant, user_id)
-                st["user"] = dict(profile.attributes) if profile else {}
             as_of = datetime.fromtimestamp(st["w"]["max_ts"], UTC)
             batch.features[key] = spec.transform_one(st.get("user") or {}, st.get("agg"), as_of)
+
+    @staticmethod
+    def _load_users(batch: Batch, store: ProfileSink) -> None:
+        """The stored attributes of users new to the stream state (the batch path may
+        have written their profile): one ``get_many`` per tenant when the store has it."""
+        wanted: dict[str, list[str]] = {}
+        for key in batch.touched:
+            st = batch.states[key]
+            if st.get("user") is None and key in batch.new_users and st.get("agg") is not None:
+                tenant, user_id = key.split(":", 1)
+                wanted.setdefault(tenant, []).append(user_id)
+        many = getattr(store, "get_many", None)
+        for tenant, user_ids in wanted.items():
+            if many is not None:
+                found: Mapping[str, Profile | None] = many(tenant, user_ids)
+            else:
+                found = {uid: store.get(tenant, uid) for uid in user_ids}
+            for uid in user_ids:
+                profile = found.get(uid)
+                st = batch.states[user_key(tenant, uid)]
+                st["user"] = dict(profile.attributes) if profile else {}
 
 
 class Assign(Step):
