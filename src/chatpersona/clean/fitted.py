@@ -432,10 +432,11 @@ class FittedPlan:
         self._keep_parsed = True
         try:
             self.fit(df, source=source)
-            parsed, self._parsed = self._parsed, None
+            holder: list[pl.DataFrame] = [] if self._parsed is None else [self._parsed]
+            self._parsed = None
         finally:
             self._keep_parsed = False
-        return transform_frame(self, df, source=source, parsed=parsed)
+        return transform_frame(self, df, source=source, parsed=holder)
 
     # ------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
+import polars.selectors as cs
 
 from chatpersona.clean.formats import (
     CURRENCY_RE,
@@ -522,10 +523,18 @@ def column_exprs(
 
 
 def transform_frame(
-    fitted: Any, df: pl.DataFrame, *, source: str | None, parsed: pl.DataFrame | None = None
+    fitted: Any,
+    df: pl.DataFrame,
+    *,
+    source: str | None,
+    parsed: pl.DataFrame | list[pl.DataFrame] | None = None,
 ) -> Any:
     """The batch transform behind :meth:`FittedPlan.transform`; ``parsed`` is the stage-1
-    frame already computed by ``fit`` on the same table (``fit_transform`` parses once)."""
+    frame already computed by ``fit`` on the same table (``fit_transform`` parses once). Given
+    as a one-item list, it is taken out of the list so that its memory is freed as soon as
+    the helper columns are computed."""
+    if isinstance(parsed, list):
+        parsed = parsed.pop() if parsed else None
     from chatpersona.clean.fitted import CleanResult, _decode
     from chatpersona.clean.report import build_report
     from chatpersona.exceptions import InputError
@@ -554,8 +563,14 @@ def transform_frame(
     if parsed is None:
         parsed = parse_frame(text, plan, keep_raw=("id", "categorical", "text"))
     start = parsed.lazy()
-    helpers = start.with_columns(exprs[:-1]).with_columns(exprs[-1], reason_col).collect()
-    helpers = helpers.select([c for c in helpers.columns if c.startswith(HELPER_PREFIXES)])
+    del parsed
+    helpers = (
+        start.with_columns(exprs[:-1])
+        .with_columns(exprs[-1], reason_col)
+        .select(cs.starts_with(*HELPER_PREFIXES))
+        .collect()
+    )
+    del start
 
     for i, (name, rule) in enumerate(plan.columns.items()):
         if rule.on_invalid != "error":
@@ -581,36 +596,40 @@ def transform_frame(
     helper_cols = [h for h, _ in out_pairs]
     quarantined = pl.col("_reason").is_not_null()
 
-    cand = frame.filter(~quarantined).select(["_row", *helper_cols])
-    dup_reason = pl.Series("_dup", [None] * cand.height, dtype=pl.Utf8)
-    if cand.height:
-        exact = (
-            ~pl.struct(helper_cols).is_first_distinct()
-            if plan.duplicates.exact_rows
-            else pl.lit(False)
-        )
-        cand = cand.with_columns(exact.alias("_exact"))
-        dup_id = pl.lit(False)
-        id_col = plan.duplicates.id_column
-        if id_col is not None:
-            id_h = out_map[id_col][0][0]
-            rest = cand.filter(~pl.col("_exact"))
-            ts = plan.duplicates.latest_by
-            if ts is not None:
-                ts_h = out_map[ts][0][0]
-                rest = rest.sort([ts_h, "_row"], descending=[True, False], nulls_last=True)
-            winners = rest.unique(subset=[id_h], keep="first", maintain_order=True)["_row"]
-            dup_id = ~pl.col("_exact") & ~pl.col("_row").is_in(winners.implode())
-        cand = cand.with_columns(
-            pl.when(pl.col("_exact"))
-            .then(pl.lit("duplicate_row"))
-            .when(dup_id)
-            .then(pl.lit("duplicate_id"))
-            .alias("_dup")
-        )
-        dup_reason = cand["_dup"]
-    dup_frame = pl.DataFrame({"_row": cand["_row"], "_dup": dup_reason})
-    frame = frame.join(dup_frame, on="_row", how="left", maintain_order="left")
+    id_col = plan.duplicates.id_column
+    dup_full = pl.repeat(None, frame.height, dtype=pl.Utf8, eager=True).alias("_dup")
+    if plan.duplicates.exact_rows or id_col is not None:
+        cand = frame.filter(~quarantined).select(["_row", *helper_cols])
+        if cand.height:
+            exact = (
+                ~pl.struct(helper_cols).is_first_distinct()
+                if plan.duplicates.exact_rows
+                else pl.lit(False)
+            )
+            cand = cand.with_columns(exact.alias("_exact"))
+            dup_id = pl.lit(False)
+            if id_col is not None:
+                id_h = out_map[id_col][0][0]
+                rest = cand.filter(~pl.col("_exact"))
+                ts = plan.duplicates.latest_by
+                if ts is not None:
+                    ts_h = out_map[ts][0][0]
+                    rest = rest.sort([ts_h, "_row"], descending=[True, False], nulls_last=True)
+                winners = rest.unique(subset=[id_h], keep="first", maintain_order=True)["_row"]
+                dup_id = ~pl.col("_exact") & ~pl.col("_row").is_in(winners.implode())
+            tags = cand.select(
+                (pl.col("_row").cast(pl.Int64) - 1).alias("_at"),
+                pl.when(pl.col("_exact"))
+                .then(pl.lit("duplicate_row"))
+                .when(dup_id)
+                .then(pl.lit("duplicate_id"))
+                .alias("_dup"),
+            ).filter(pl.col("_dup").is_not_null())
+            del cand
+            if tags.height:
+                # Put the tags in place (no join: that would copy every column of the frame).
+                dup_full = dup_full.scatter(tags["_at"], tags["_dup"])
+    frame = frame.with_columns(dup_full)
 
     acc_mask = ~quarantined & pl.col("_dup").is_null()
     accepted = frame.filter(acc_mask).select([pl.col(h).alias(o) for h, o in out_pairs])
