@@ -34,6 +34,8 @@ OPTIONAL_ROUTERS: tuple[str, ...] = ("events", "decisions", "chat")
 """Router modules of other stages, included when ``chatpersona.api.routes.<name>`` exists."""
 
 MAX_JSON_DEPTH = 32
+EVENTS_MAX_BODY_BYTES = 2 * 1024 * 1024
+"""``POST /api/events`` carries up to 500 events: 2 MiB (4 KiB per event on average)."""
 
 
 def open_configured_store(settings: Settings) -> ProfileStore:
@@ -95,6 +97,13 @@ def create_app(
     owns_store = store is None
     the_store = store if store is not None else open_configured_store(settings)
     the_services: dict[str, Any] = dict(services or {})
+    if "state" not in the_services and not settings.state_url.startswith("memory"):
+        # A shared real-time state (Redis) is reachable from the API too: erasure and
+        # export cover it. A memory:// state lives in the worker's process only.
+        from chatpersona.api.erasure import StateEraser
+        from chatpersona.stream.state import open_state
+
+        the_services["state"] = StateEraser(open_state(settings.state_url))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -119,7 +128,10 @@ def create_app(
     install_error_handlers(app)
     # Added last = outermost: metrics/access log see every answer, the 413/400s included.
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_depth=MAX_JSON_DEPTH
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        max_depth=MAX_JSON_DEPTH,
+        route_limits={"/api/events": EVENTS_MAX_BODY_BYTES},
     )
     templates: list[tuple[re.Pattern[str], str]] = []
     secured: set[tuple[str, str]] = set()

@@ -65,12 +65,23 @@ class BodyLimitMiddleware:
         Largest accepted body, counted as it arrives (chunked transfer included).
     max_depth:
         Deepest accepted nesting of JSON arrays/objects.
+    route_limits:
+        Larger limits for exact paths: ``POST /api/events`` takes a batch of up to 500
+        events (each bounded at 32 KiB by the event schema), far more than one profile.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int = 64 * 1024, max_depth: int = 32) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int = 64 * 1024,
+        max_depth: int = 32,
+        route_limits: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_depth = max_depth
+        self.route_limits = dict(route_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,14 +92,15 @@ class BodyLimitMiddleware:
         if scope["method"] in _NO_BODY_METHODS and not has_body:
             await self.app(scope, receive, send)
             return
+        limit = self.route_limits.get(scope.get("path", ""), self.max_bytes)
         declared = headers.get(b"content-length")
         if declared is not None:
             try:
-                too_big = int(declared) > self.max_bytes
+                too_big = int(declared) > limit
             except ValueError:
                 too_big = False  # the server itself rejects a malformed length
             if too_big:
-                await _reject(send, 413, "body_too_large", self._too_large())
+                await _reject(send, 413, "body_too_large", self._too_large(limit))
                 return
 
         chunks: list[bytes] = []
@@ -100,8 +112,8 @@ class BodyLimitMiddleware:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await _reject(send, 413, "body_too_large", self._too_large())
+            if size > limit:
+                await _reject(send, 413, "body_too_large", self._too_large(limit))
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -132,8 +144,8 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    def _too_large(self) -> str:
-        return f"The request body is larger than {self.max_bytes} bytes."
+    def _too_large(self, limit: int) -> str:
+        return f"The request body is larger than {limit} bytes."
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:

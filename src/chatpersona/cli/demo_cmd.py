@@ -261,11 +261,12 @@ def demo(
         extra={"cache_dir": str(out / "cache"), "decision_log": str(out / "decisions.jsonl")},
     )
     from chatpersona.api import create_app
+    from chatpersona.api.erasure import StateEraser
 
     app = create_app(
         settings,
         store=store,
-        services={"transport": transport, "state": state, "bot": Bot(intents)},
+        services={"transport": transport, "state": StateEraser(state), "bot": Bot(intents)},
     )
     url = f"http://{host}:{port}/"
     console.rule("[bold green]chatpersona is up")

@@ -126,6 +126,12 @@ class ChatTurnPublic(BaseModel):
 
 
 # -- the service behind the routes ---------------------------------------------------------
+def _item_user(item: dict[str, Any]) -> Any:
+    """The user a feed item is about (top level, or inside its event)."""
+    event = item.get("event")
+    return item.get("user_id") or (event.get("user_id") if isinstance(event, dict) else None)
+
+
 class ChatService:
     """Conversations in progress, the live feed and the reward history of one app.
 
@@ -196,6 +202,40 @@ class ChatService:
             self._seq += 1
             self.feed.append({"seq": self._seq, "kind": kind, "tenant": tenant, **item})
 
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        """Erasure: forget the user's conversations, feed items and reward entries."""
+        with self._lock:
+            n = 0
+            for chat_id in [
+                c for c, conv in self.conversations.items()
+                if conv.tenant == tenant and conv.user_id == user_id
+            ]:  # fmt: skip
+                self.conversations.pop(chat_id, None)
+                self.started_from.pop(chat_id, None)
+                n += 1
+            for queue in (self.feed, self.rewards):
+                keep = [
+                    i for i in queue
+                    if not (i.get("tenant", tenant) == tenant and _item_user(i) == user_id)
+                ]  # fmt: skip
+                n += len(queue) - len(keep)
+                queue.clear()
+                queue.extend(keep)
+            return n
+
+    def export_user(self, tenant: str, user_id: str) -> dict[str, Any]:
+        """Export: the user's open conversations and live-feed items."""
+        with self._lock:
+            chats = [
+                c for c, conv in self.conversations.items()
+                if conv.tenant == tenant and conv.user_id == user_id
+            ]  # fmt: skip
+            feed = [
+                dict(i) for i in self.feed
+                if i.get("tenant") == tenant and _item_user(i) == user_id
+            ]  # fmt: skip
+        return {"open_chats": chats, "feed": feed} if chats or feed else {}
+
     def since(self, tenant: str, after: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """Feed items of ``tenant`` after ``after`` (at most ``limit``) and the last seq."""
         with self._lock:
@@ -208,6 +248,8 @@ def setup(app: FastAPI, settings: Settings) -> None:
     cache = settings.extra.get("cache_dir") if settings.extra else None
     cache_dir = Path(cache) if cache else Path.home() / ".cache" / "chatpersona"
     app.state.chat = ChatService(app.state.services.get("bot"), cache_dir)
+    # Registered as a service so erasure and export reach the chats and the live feed.
+    app.state.services.setdefault("chat", app.state.chat)
     app.mount("/ui", StaticFiles(directory=str(WEB_DIR)), name="ui")
 
 
