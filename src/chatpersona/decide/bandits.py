@@ -41,6 +41,7 @@ class _LinearArms(Policy):
         self._A2 = self._A32.reshape(n_actions * dim, dim)
         self._dim = dim
         self._fast_bufs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._dger_in_place: bool | None = None
 
     def _update(self, x: np.ndarray, action: int, reward: float) -> None:
         A_inv = self.A_inv_[action]
@@ -49,11 +50,14 @@ class _LinearArms(Policy):
         # in-place BLAS rank-1 update (A_inv is symmetric, so its transpose is the
         # Fortran-ordered view BLAS writes into).
         out = _dger(-1.0 / (1.0 + x @ Ax), Ax, Ax, a=A_inv.T, overwrite_a=1)
-        if not np.shares_memory(out, A_inv):  # BLAS had to copy: write back
+        if self._dger_in_place is None:  # checked once: the layout never changes
+            self._dger_in_place = bool(np.shares_memory(out, A_inv))
+        if not self._dger_in_place:  # BLAS had to copy: write back
             A_inv[...] = out.T
         self._A32[action] = A_inv
-        self.b_[action] += reward * x
-        self.theta_[action] = A_inv @ self.b_[action]
+        b = self.b_[action]
+        b += reward * x
+        np.dot(A_inv, b, out=self.theta_[action])
         self.counts_[action] += 1
 
     def _state_arrays(self) -> dict[str, np.ndarray]:

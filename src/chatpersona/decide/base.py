@@ -14,14 +14,14 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
-from chatpersona.decide.conditions import Condition
+from chatpersona.decide.conditions import _MISSING, Condition, lookup
 from chatpersona.decide.context import ContextSchema, Featurizer
 from chatpersona.exceptions import ParameterError, PlanError, ValidationError
 
@@ -34,6 +34,9 @@ __all__ = [
     "Policy",
     "Scores",
 ]
+
+
+_CACHEABLE = (str, bool, type(None))
 
 
 class DecisionSink(Protocol):
@@ -93,6 +96,12 @@ class Guardrails:
     no_explore: list[tuple[str, Condition]] = field(default_factory=list)
     forbid: list[tuple[Condition, frozenset[str]]] = field(default_factory=list)
     caps: dict[str, Cap] = field(default_factory=dict)
+    _no_explore_keys: tuple[list[Any], list[str]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _no_explore_cache: dict[tuple[Any, ...], tuple[str, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def standard(cls) -> Guardrails:
@@ -151,8 +160,29 @@ class Guardrails:
         return cls(no_explore=no_explore, forbid=forbid, caps=caps)
 
     def no_explore_reasons(self, context: Mapping[str, Any]) -> list[str]:
-        """Names of the no-explore conditions that match ``context`` (empty: may explore)."""
-        return [name for name, cond in self.no_explore if cond(context)]
+        """Names of the no-explore conditions that match ``context`` (empty: may explore).
+
+        The answer depends only on the values at the keys the conditions name; when those
+        are all strings, booleans or missing (segment, intent, consent flags ...) it is
+        memoized (bounded), so repeated contexts skip the pattern matching.
+        """
+        keys = self._no_explore_keys
+        if keys is None or keys[0] != self.no_explore:  # (re)build after any change
+            seen: dict[str, None] = {}
+            for _, cond in self.no_explore:
+                seen.update(dict.fromkeys(cond.when))
+            keys = self._no_explore_keys = (list(self.no_explore), list(seen))
+            self._no_explore_cache.clear()
+        values = tuple([lookup(context, k) for k in keys[1]])
+        cacheable = all(type(v) in _CACHEABLE or v is _MISSING for v in values)
+        if cacheable:
+            hit = self._no_explore_cache.get(values)
+            if hit is not None:
+                return list(hit)
+        reasons = [name for name, cond in self.no_explore if cond(context)]
+        if cacheable and len(self._no_explore_cache) < 4096:
+            self._no_explore_cache[values] = tuple(reasons)
+        return reasons
 
     def forbidden(self, context: Mapping[str, Any]) -> set[str]:
         """Actions forbidden in ``context``."""
@@ -191,6 +221,45 @@ class Decision:
         seg = self.context.get("segment")
         return None if seg is None else str(seg)
 
+    def to_json(self, encode: Callable[[Any], str], candidates_json: str | None = None) -> str:
+        """``encode(self.to_record())`` without building the record dict: the same JSON
+        text, field by field (``encode`` must use ``separators=(",", ":")``).
+        ``candidates_json``, when given, is ``encode(self.candidates)`` computed before."""
+        ts = datetime.fromtimestamp(self.ts, UTC).isoformat().replace("+00:00", "Z")
+        return "".join(
+            (
+                '{"type":"decision","decision_id":',
+                encode(self.decision_id),
+                ',"ts":',
+                encode(ts),
+                ',"decision_point":',
+                encode(self.decision_point),
+                ',"user_id":',
+                encode(self.user_id),
+                ',"policy":',
+                encode(self.policy),
+                ',"policy_version":',
+                encode(self.policy_version),
+                ',"context":',
+                encode(self.context),
+                ',"candidates":',
+                encode(self.candidates) if candidates_json is None else candidates_json,
+                ',"probabilities":',
+                encode(self.probabilities),
+                ',"action":',
+                encode(self.action),
+                ',"propensity":',
+                encode(self.propensity),
+                ',"exploration":',
+                "true" if self.exploration else "false",
+                ',"explore_allowed":',
+                "true" if self.explore_allowed else "false",
+                ',"explanation":',
+                encode(self.explanation),
+                "}",
+            )
+        )
+
     def to_record(self) -> dict[str, Any]:
         """The JSON-friendly log record (``type: decision``)."""
         return {
@@ -220,6 +289,10 @@ class BatchDecisions:
     propensities: np.ndarray
     candidates: list[str]
     probabilities: np.ndarray
+
+
+def _neg_abs_second(pair: tuple[int, float]) -> float:
+    return -abs(pair[1])
 
 
 def _greedy(score: np.ndarray, split_ties: bool) -> np.ndarray:
@@ -457,13 +530,20 @@ class Policy(ABC):
         user = user_id if user_id is not None else context.get("user_id")
         user = None if user is None else str(user)
         now = time.time() if ts is None else ts
-        allowed, notes = self._candidates(context, candidates, user, now)
-        if len(allowed) == len(self.actions) and candidates is None:
-            idx = self._all_idx
+        guard = self.guardrails
+        notes: list[str]
+        if candidates is None and not guard.forbid and not guard.caps:
+            allowed, notes, idx = list(self.actions), [], self._all_idx  # the common case
         else:
-            idx = np.fromiter((self.index_[a] for a in allowed), dtype=np.intp, count=len(allowed))
+            allowed, notes = self._candidates(context, candidates, user, now)
+            if len(allowed) == len(self.actions) and candidates is None:
+                idx = self._all_idx
+            else:
+                idx = np.fromiter(
+                    (self.index_[a] for a in allowed), dtype=np.intp, count=len(allowed)
+                )
         x = self.featurizer_.transform_one(context)
-        reasons = self.guardrails.no_explore_reasons(context) if self.guardrails.no_explore else []
+        reasons = guard.no_explore_reasons(context) if guard.no_explore else []
         explore = not reasons
         fast = self._fast_distribution(x, explore) if idx is self._all_idx else None
         if fast is None:
@@ -489,15 +569,7 @@ class Policy(ABC):
             explanation["guardrails"] = notes
         contrib = self._contributions(x, a)
         if contrib is not None:
-            mag = np.abs(contrib)
-            top = np.argpartition(mag, -3)[-3:] if mag.shape[0] > 3 else np.arange(mag.shape[0])
-            values_top = contrib[top].tolist()
-            ranked = sorted(zip(top.tolist(), values_top, strict=True), key=lambda t: -abs(t[1]))
-            explanation["top_features"] = [
-                {"feature": self.feature_names_[t], "contribution": round(v, 6)}
-                for t, v in ranked
-                if v != 0.0
-            ]
+            explanation["top_features"] = self._top_features(contrib)
         explanation.update(self._explain_extra(context, a))
         decision = Decision(
             decision_id=decision_id or secrets.token_hex(16),
@@ -519,9 +591,26 @@ class Policy(ABC):
         self.n_decisions_ += 1
         if user is not None and self.actions[a] in self.guardrails.caps:
             self._shown[(user, self.actions[a])].append(now)
-        if self.sink is not None:
-            self.sink.write(decision.to_record())
+        sink = self.sink
+        if sink is not None:
+            write_decision = getattr(sink, "write_decision", None)
+            if write_decision is not None:  # the sink encodes the Decision itself
+                write_decision(decision)
+            else:
+                sink.write(decision.to_record())
         return decision
+
+    def _top_features(self, contrib: np.ndarray) -> list[dict[str, Any]]:
+        """The (up to) three largest contributions, largest magnitude first, zeros left out
+        (ties keep ``argpartition``'s order, as logged since the first version)."""
+        names = self.feature_names_
+        if contrib.shape[0] > 3:
+            top = np.argpartition(np.abs(contrib), -3)[-3:]
+            pairs = list(zip(top.tolist(), contrib[top].tolist(), strict=True))
+        else:
+            pairs = list(enumerate(contrib.tolist()))
+        pairs.sort(key=_neg_abs_second)
+        return [{"feature": names[t], "contribution": round(v, 6)} for t, v in pairs if v != 0.0]
 
     def decide_batch(
         self, contexts: Sequence[Mapping[str, Any]], *, X: np.ndarray | None = None

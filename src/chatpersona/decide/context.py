@@ -166,6 +166,7 @@ class Featurizer:
         self._o_num = self._o_chan + len(s.channels) + 1
         self._o_cross = self._o_num + len(s.numeric)
         self.dim = s.dim
+        self._one_hot: dict[tuple[int, int, int], tuple[list[float], list[float]]] = {}
 
     def _indices(self, context: Mapping[str, Any]) -> tuple[int, int, int]:
         seg = self._seg.get(str(context.get("segment")), self._n_seg - 1)
@@ -177,6 +178,10 @@ class Featurizer:
         self, context: Mapping[str, Any], out: np.ndarray | None = None
     ) -> np.ndarray:
         """The feature vector of one context (written into ``out`` when given)."""
+        if out is None and self.schema.numeric:
+            x = self._transform_one_list(context)
+            if x is not None:
+                return x
         x = np.zeros(self.dim) if out is None else out
         if out is not None:
             x[:] = 0.0
@@ -190,6 +195,33 @@ class Featurizer:
         if self.schema.cross:
             x[self._o_cross + seg * self._n_int + intent] = 1.0
         return x
+
+    def _transform_one_list(self, context: Mapping[str, Any]) -> np.ndarray | None:
+        """The common case in one numpy call: all numeric features are numbers (or
+        booleans) and finite; ``None`` otherwise (the general path handles the rest)."""
+        feats = context.get("features")
+        if not isinstance(feats, Mapping):
+            return None
+        vals = list(map(feats.get, self.schema.numeric))
+        try:
+            if not math.isfinite(math.fsum(vals)):  # type: ignore[arg-type]  # raises on None, str
+                return None
+        except (TypeError, ValueError, OverflowError):
+            return None
+        seg, intent, chan = self._indices(context)
+        key = (seg, intent, chan)
+        parts = self._one_hot.get(key)
+        if parts is None:
+            head = [0.0] * self._o_num
+            head[0] = 1.0
+            head[self._o_seg + seg] = 1.0
+            head[self._o_int + intent] = 1.0
+            head[self._o_chan + chan] = 1.0
+            tail = [0.0] * (self.dim - self._o_cross)
+            if self.schema.cross:
+                tail[seg * self._n_int + intent] = 1.0
+            parts = self._one_hot[key] = (head, tail)
+        return np.array(parts[0] + vals + parts[1], dtype=float)
 
     def transform(self, contexts: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The feature matrix of many contexts, one row each (equal to ``transform_one``
