@@ -33,7 +33,6 @@ from chatpersona.clean.polars_engine import (
     as_text_frame,
     norm_synonyms,
     parse_frame,
-    parsed_refs,
 )
 from chatpersona.exceptions import DataError, InputError, NotFittedError, PlanError
 
@@ -184,10 +183,6 @@ class FittedPlan:
         """Learn the statistics from consecutive batches of one table (a streamed pass: only
         parsed numbers and label counts are kept, never the raw rows); returns ``self``."""
         names = list(self.plan.columns)
-        invalid = [
-            parsed_refs(rule, i).invalid.alias(f"__x{i}")
-            for i, rule in enumerate(self.plan.columns.values())
-        ]
         self._parsed: pl.DataFrame | None = None
         # parse_frame keeps only what transform needs (raw text only where the report
         # compares it), so temporary parse columns are freed at once.
@@ -204,10 +199,11 @@ class FittedPlan:
             n_rows += df.height
             text = as_text_frame(df.select(names), names)
             parsed = parse_frame(text, self.plan, keep_raw=TEXT_KINDS)
-            flags = parsed.select(invalid)
             for i, (name, rule) in enumerate(self.plan.columns.items()):
                 counts[name]["n_missing"] += int(parsed[f"__m{i}"].sum())
-                counts[name]["n_invalid"] += int(flags[f"__x{i}"].sum())
+                if rule.kind in REASON_BY_KIND:  # invalid: present but not parsed
+                    pv, pm = parsed[f"__p{i}"], parsed[f"__m{i}"]
+                    counts[name]["n_invalid"] += int((pv.is_null() & ~pm).sum())
                 values = parsed[f"__p{i}"].drop_nulls().rename("value")
                 if rule.kind in NUMERIC_KINDS:
                     numbers[name].append(values.cast(pl.Float64))

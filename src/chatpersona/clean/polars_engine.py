@@ -353,8 +353,6 @@ def parse_frame(text: pl.DataFrame, plan: Any, keep_raw: tuple[str, ...] = ()) -
     """
     mv = plan.missing_values
     rules = list(plan.columns.values())
-    direct: list[Stages] = []
-    direct_cols: list[str] = []
     parts: dict[int, pl.DataFrame] = {}
     for i, rule in enumerate(rules):
         outs = [f"__p{i}", f"__m{i}", *([f"__k{i}"] if rule.kind == "currency" else [])]
@@ -373,17 +371,12 @@ def parse_frame(text: pl.DataFrame, plan: Any, keep_raw: tuple[str, ...] = ()) -
             )
             parts[i] = joined
         else:
-            direct.append(parse_stage(rule, i, mv))
-            direct_cols += outs
-    if direct:
-        names = [r.name for r in rules]
-        done = apply_stages(text.select(names).lazy(), merge_stages(direct))
-        direct_frame = done.select(direct_cols).collect()
-    else:
-        direct_frame = pl.DataFrame()
+            # One column at a time: only that column's temporary stage columns are alive.
+            lf = apply_stages(s.to_frame().lazy(), parse_stage(rule, i, mv))
+            parts[i] = lf.select(outs).collect()
     columns: list[pl.Series] = []
     for i, rule in enumerate(rules):
-        src = parts.get(i, direct_frame)
+        src = parts[i]
         columns += [src[f"__p{i}"], src[f"__m{i}"]]
         if rule.kind == "currency":
             columns.append(src[f"__k{i}"])
@@ -599,7 +592,7 @@ def transform_frame(
     id_col = plan.duplicates.id_column
     dup_full = pl.repeat(None, frame.height, dtype=pl.Utf8, eager=True).alias("_dup")
     if plan.duplicates.exact_rows or id_col is not None:
-        cand = frame.filter(~quarantined).select(["_row", *helper_cols])
+        cand = frame.lazy().filter(~quarantined).select(["_row", *helper_cols]).collect()
         if cand.height:
             exact = (
                 ~pl.struct(helper_cols).is_first_distinct()
@@ -632,15 +625,25 @@ def transform_frame(
     frame = frame.with_columns(dup_full)
 
     acc_mask = ~quarantined & pl.col("_dup").is_null()
-    accepted = frame.filter(acc_mask).select([pl.col(h).alias(o) for h, o in out_pairs])
-    duplicates = frame.filter(pl.col("_dup").is_not_null()).select(
-        ["_row", *[pl.col(h).alias(o) for h, o in out_pairs], pl.col("_dup").alias("_reason")]
+    # Lazy, so only the selected columns are filtered (an eager filter copies every column).
+    lazy = frame.lazy()
+    accepted = lazy.filter(acc_mask).select([pl.col(h).alias(o) for h, o in out_pairs]).collect()
+    duplicates = (
+        lazy.filter(pl.col("_dup").is_not_null())
+        .select(
+            ["_row", *[pl.col(h).alias(o) for h, o in out_pairs], pl.col("_dup").alias("_reason")]
+        )
+        .collect()
     )
-    quarantine = frame.filter(quarantined).select(
-        "_row",
-        *df.columns,
-        pl.col("_reason").replace_strict(dict(enumerate(REASON_CODES)), return_dtype=pl.Utf8),
-        pl.col("_column").replace_strict(dict(enumerate(names)), return_dtype=pl.Utf8),
+    quarantine = (
+        lazy.filter(quarantined)
+        .select(
+            "_row",
+            *df.columns,
+            pl.col("_reason").replace_strict(dict(enumerate(REASON_CODES)), return_dtype=pl.Utf8),
+            pl.col("_column").replace_strict(dict(enumerate(names)), return_dtype=pl.Utf8),
+        )
+        .collect()
     )
     report = build_report(fitted, frame, text, accepted, out_map, acc_mask)
     return CleanResult(
