@@ -112,3 +112,25 @@ def test_decision_json_line_equals_encoded_record(ctxs: list[dict[str, Any]], se
         assert json.loads(line)["propensity"] == d.propensity
         p.update_decision(d, 0.5)
     assert all(math.isfinite(v) for v in p.theta_.ravel().tolist())
+
+
+def _top_reference(p: LinUCB, contrib: np.ndarray) -> list[dict[str, Any]]:
+    top = np.argpartition(np.abs(contrib), -3)[-3:]
+    ranked = sorted(zip(top.tolist(), contrib[top].tolist(), strict=True), key=lambda t: -abs(t[1]))
+    return [
+        {"feature": p.feature_names_[t], "contribution": round(v, 6)} for t, v in ranked if v != 0.0
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from([0.0, 1.0, -1.0, 0.5, -0.5]), st.floats(-10, 10)),
+        min_size=SCHEMA.dim,
+        max_size=SCHEMA.dim,
+    )
+)
+def test_top_features_shortcut_equals_argpartition(vals: list[float]) -> None:
+    p = LinUCB(["a"], schema=SCHEMA)
+    contrib = np.array(vals)
+    assert p._top_features(contrib) == _top_reference(p, contrib)
