@@ -104,57 +104,77 @@ class DropColumns(str):
 Stages = list[list[Any]]
 
 
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
 def _currency(s: pl.Expr, default: str | None, tag: str) -> tuple[pl.Expr, pl.Expr, Stages]:
-    # Capture groups are slow in bulk: validate the whole shape with one match, then take the
-    # pieces with cheap operations that are equivalent once the shape is known. Intermediate
-    # results are materialized as named columns (stages): a when/then tree that repeats a
-    # sub-expression would otherwise evaluate it again for every reference.
+    # Validate the whole shape with one match, then take the pieces with cheap operations that
+    # are equivalent once the shape is known (only valid rows matter: the others get a null
+    # amount and code). Costly steps run on a masked input (null where they do not apply),
+    # because a when/then evaluates every branch on every row. Intermediate results are
+    # materialized as named columns (stages) so no sub-expression is evaluated twice.
     t = s.str.strip_chars(WS)
     valid = t.str.contains(CURRENCY_RE)
+    tv = pl.when(valid).then(t)
+    # In a valid string everything around the number is sign, spaces, letters or symbols.
     stage_a = [
-        pl.when(valid).then(t.str.replace_all(r"[^0-9.,]", "")).alias(f"{tag}_num"),
-        t.str.contains("-", literal=True).alias(f"{tag}_neg"),
-        t.str.extract(r"([A-Za-z]{3}|" + _SYM + ")", 1).alias(f"{tag}_sym"),
+        tv.str.strip_chars(" -" + _LETTERS + "".join(CURRENCY_SYMBOLS)).alias(f"{tag}_num"),
+        tv.str.contains("-", literal=True).alias(f"{tag}_neg"),
+        # Sign, spaces and digits stripped from both ends: the only symbol or code, unless
+        # both a prefix and a suffix are present (then the number is still inside).
+        tv.str.strip_chars("0123456789.,- ").alias(f"{tag}_rest"),
     ]
+    rest = pl.col(f"{tag}_rest")
+    both = rest.str.contains("[0-9]")
+    sym = (
+        pl.when(both)
+        .then(t)
+        .str.extract(r"([A-Za-z]{3}|" + _SYM + ")", 1)
+        .fill_null(pl.when(~both & (rest != "")).then(rest))
+    )
     num = pl.col(f"{tag}_num")
     has_dot = num.str.contains(".", literal=True)
     has_comma = num.str.contains(",", literal=True)
-    no_dots = num.str.replace_all(".", "", literal=True)
-    no_commas = num.str.replace_all(",", "", literal=True)
-    fixed = (
-        pl.when(has_dot & has_comma)
-        .then(
-            pl.when(num.str.contains(r",[0-9]+$"))
-            .then(no_dots.str.replace_all(",", ".", literal=True))
-            .otherwise(no_commas)
-        )
-        .when(has_comma)
-        .then(
-            pl.when(num.str.contains(r"^[0-9]+,[0-9]{1,2}$"))
-            .then(num.str.replace_all(",", ".", literal=True))
-            .otherwise(no_commas)
-        )
-        .when(has_dot & (num.str.count_matches(".", literal=True) > 1))
-        .then(no_dots)
-        .otherwise(num)
-    )
-    stage_b = [fixed.alias(f"{tag}_fixed")]
+    # The decimal mark: with both marks the last one; a single comma followed by one or two
+    # digits; otherwise separators group thousands.
+    comma_last = pl.when(has_dot & has_comma).then(num).str.contains(r",[0-9]+$")
+    comma_dec = pl.when(has_comma & ~has_dot).then(num).str.contains(r"^[0-9]+,[0-9]{1,2}$")
+    stage_b = [
+        pl.any_horizontal(comma_last.fill_null(False), comma_dec.fill_null(False)).alias(
+            f"{tag}_dec"
+        ),
+        (has_dot & ~has_comma).alias(f"{tag}_dot"),
+        sym.alias(f"{tag}_sym"),
+    ]
+    dec, dot = pl.col(f"{tag}_dec"), pl.col(f"{tag}_dot")
+    multi_dot = pl.when(dot).then(num).str.count_matches(".", literal=True) > 1
+    multi_dot = multi_dot.fill_null(False)
+    stage_c = [
+        pl.coalesce(
+            pl.when(dec)
+            .then(num)
+            .str.replace_all(".", "", literal=True)
+            .str.replace_all(",", ".", literal=True),
+            pl.when(~dec & multi_dot).then(num).str.replace_all(".", "", literal=True),
+            pl.when(~dec & ~multi_dot).then(num).str.replace_all(",", "", literal=True),
+        ).alias(f"{tag}_fixed")
+    ]
     fx = pl.col(f"{tag}_fixed")
     raw_amount = pl.when(fx.str.contains(r"^[0-9]+(?:\.[0-9]+)?$")).then(
         fx.cast(pl.Float64, strict=False)
     )
-    stage_c = [raw_amount.alias(f"{tag}_amt")]
+    stage_d = [raw_amount.alias(f"{tag}_amt")]
     amt = pl.col(f"{tag}_amt")
     finite = pl.when(amt.is_finite()).then(amt)
     amount = pl.when(pl.col(f"{tag}_neg")).then(-finite).otherwise(finite)
-    sym = pl.col(f"{tag}_sym")
+    symc = pl.col(f"{tag}_sym")
     code = (
-        pl.when(sym.is_null())
+        pl.when(symc.is_null())
         .then(pl.lit(default, dtype=pl.Utf8))
-        .otherwise(sym.replace(CURRENCY_SYMBOLS).str.to_uppercase())
+        .otherwise(symc.replace(CURRENCY_SYMBOLS).str.to_uppercase())
     )
     code = pl.when(amt.is_finite()).then(code)
-    return amount, code, [stage_a, stage_b, stage_c]
+    return amount, code, [stage_a, stage_b, stage_c, stage_d]
 
 
 _YMD = r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}"
@@ -247,13 +267,24 @@ def _datetime(s: pl.Expr, dayfirst: bool, epoch_unit: str, tag: str) -> tuple[pl
     return pl.coalesce(parts).dt.replace_time_zone("UTC"), stages
 
 
+def _is_missing_text(raw: pl.Expr, missing_values: tuple[str, ...]) -> pl.Expr:
+    """Trimmed, lowercased text in ``missing_values``. Lowercasing never reduces the number
+    of characters, so only values no longer than the longest missing value are lowercased."""
+    if not missing_values:
+        return pl.lit(False)
+    t = raw.str.strip_chars(WS)
+    longest = max(len(v) for v in missing_values)
+    short = pl.when(t.str.len_chars() <= longest).then(t)
+    return short.str.to_lowercase().is_in(list(missing_values)).fill_null(False)
+
+
 def parse_column(
     rule: ColumnRule, raw: pl.Expr, missing_values: tuple[str, ...], tag: str = "__t"
 ) -> Parsed:
     """Parse one raw text column (Utf8 expression) according to ``rule``; ``stages`` must be
     added (in order, with ``with_columns``) before the value expressions are evaluated."""
     stages: Stages = []
-    missing = raw.is_null() | raw.str.strip_chars(WS).str.to_lowercase().is_in(list(missing_values))
+    missing = raw.is_null() | _is_missing_text(raw, missing_values)
     code: pl.Expr | None = None
     kind = rule.kind
     if kind == "id":

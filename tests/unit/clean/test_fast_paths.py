@@ -160,3 +160,31 @@ def test_compiled_record_cleaners_equal_the_general_rules(row: dict) -> None:
         if raw is None:
             continue
         assert cleaner._fast(raw) == cleaner._clean(raw), (name, raw)
+
+
+_money_text = st.one_of(
+    st.text(alphabet="0123456789.,-$€£ USDeurgbp", max_size=14),
+    st.builds(
+        lambda pre, neg, num, post: f"{neg}{pre}{num}{post}",
+        st.sampled_from(["", "$", "€ ", "USD ", "usd", "£"]),
+        st.sampled_from(["", "-", "- "]),
+        st.from_regex(r"[0-9][0-9.,]{0,9}[0-9]|[0-9]", fullmatch=True),
+        st.sampled_from(["", " €", "€", " EUR", "gbp", " $"]),
+    ),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_money_text, min_size=1, max_size=30))
+def test_vectorized_currency_equals_the_one_record_grammar(values: list[str]) -> None:
+    plan = CleaningPlan.from_dict(
+        {"columns": {"m": {"kind": "currency", "on_invalid": "null", "default_currency": "USD"}}}
+    )
+    parsed = pe.parse_frame(pl.DataFrame({"m": values}), plan)
+    for v, amount, code, missing in zip(
+        values, parsed["__p0"], parsed["__k0"], parsed["__m0"], strict=True
+    ):
+        if missing:
+            continue
+        want = formats.parse_currency(v, "USD")
+        assert (amount, code) == ((None, None) if want is None else want), v
