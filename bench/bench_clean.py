@@ -324,10 +324,17 @@ def record_rate(fitted_json: Path, src: Path, n: int) -> dict[str, float]:
     for row in rows:
         ok += fitted.transform_record(row).ok
     seconds = time.perf_counter() - t
+    # A second pass over the same records: the per-column memos are warm, as in a
+    # long-running stream worker (the first pass is the headline figure).
+    t = time.perf_counter()
+    for row in rows:
+        fitted.transform_record(row)
+    warm = time.perf_counter() - t
     return {
         "records": len(rows),
         "seconds": seconds,
         "records_per_s": len(rows) / seconds,
+        "records_per_s_warm": len(rows) / warm,
         "ok": ok,
     }
 

@@ -337,7 +337,8 @@ class FittedPlan:
         }
         self._order = {name: i for i, name in enumerate(self.plan.columns)}
         self._entries = {
-            name: (c._memo, c, self._order[name]) for name, c in self._cleaners.items()
+            name: (c._memo if c.memoize else None, c._fast, c, self._order[name])
+            for name, c in self._cleaners.items()
         }
 
     # ------------------------------------------------------------ one record
@@ -369,13 +370,16 @@ class FittedPlan:
                     out[key] = raw
                 continue
             seen += 1
-            memo, cleaner, order = entry
+            memo, fast, cleaner, order = entry
             if type(raw) is str:
-                hit = memo.get(raw)
-                if hit is None:
-                    hit = cleaner._fast(raw)
-                    if cleaner.memoize and len(memo) < MEMO_SIZE:
-                        memo[raw] = hit
+                if memo is None:
+                    hit = fast(raw)
+                else:
+                    hit = memo.get(raw)
+                    if hit is None:
+                        hit = fast(raw)
+                        if len(memo) < MEMO_SIZE:
+                            memo[raw] = hit
             else:
                 hit = cleaner._clean(raw)
             value, extras, why = hit
@@ -385,7 +389,7 @@ class FittedPlan:
             if why is not None and order < rank:
                 rank, reason, column = order, why, key
         if seen < len(entries):  # planned columns absent from the record count as missing
-            for key, (_memo, cleaner, order) in entries.items():
+            for key, (_memo, _fast, cleaner, order) in entries.items():
                 if key in row:
                     continue
                 value, extras, why = cleaner.clean(None)

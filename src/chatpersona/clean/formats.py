@@ -100,6 +100,9 @@ _CURRENCY = re.compile(CURRENCY_RE)
 _COLLAPSE = re.compile(WS_RE + "+")
 _SPECIAL = re.compile(SPECIAL_RE)
 _EPOCH0 = datetime(1970, 1, 1, tzinfo=UTC)
+_COMMA_LAST = re.compile(r",[0-9]+$")
+_COMMA_DECIMAL = re.compile(r"^[0-9]+,[0-9]{1,2}$")
+_PLAIN_AMOUNT = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
 _FAST_ISO = re.compile(
     r"([1-9][0-9]{3})-([0-9]{2})-([0-9]{2})(?:[T ]([0-9]{2}):([0-5][0-9]):([0-5][0-9])Z?)?\Z"
 )
@@ -144,18 +147,18 @@ def parse_bool(text: str, true_values: frozenset[str], false_values: frozenset[s
 def _currency_amount(num: str) -> float | None:
     has_dot, has_comma = "." in num, "," in num
     if has_dot and has_comma:
-        if re.search(r",[0-9]+$", num):
+        if _COMMA_LAST.search(num):
             num = num.replace(".", "").replace(",", ".")
         else:
             num = num.replace(",", "")
     elif has_comma:
-        if num.count(",") == 1 and re.match(r"^[0-9]+,[0-9]{1,2}$", num):
+        if num.count(",") == 1 and _COMMA_DECIMAL.match(num):
             num = num.replace(",", ".")
         else:
             num = num.replace(",", "")
     elif has_dot and num.count(".") > 1:
         num = num.replace(".", "")
-    if not re.match(r"^[0-9]+(?:\.[0-9]+)?$", num):
+    if not _PLAIN_AMOUNT.match(num):
         return None
     x = float(num)
     return x if math.isfinite(x) else None
