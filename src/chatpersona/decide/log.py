@@ -136,7 +136,11 @@ class JsonlDecisionLog:
 
     def write_decision(self, decision: Decision) -> None:
         """Append one decision's record: the same line as ``write(decision.to_record())``,
-        encoded field by field (the full-candidates list is encoded once and reused)."""
+        encoded field by field (the full-candidates list is encoded once and reused).
+        A subclass that overrides ``write`` gets ``write(decision.to_record())``."""
+        if type(self).write is not JsonlDecisionLog.write:
+            self.write(decision.to_record())
+            return
         cands = decision.candidates
         key = tuple(cands)
         cached = self._cands_json.get(key)

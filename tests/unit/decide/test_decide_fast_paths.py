@@ -134,3 +134,19 @@ def test_top_features_shortcut_equals_argpartition(vals: list[float]) -> None:
     p = LinUCB(["a"], schema=SCHEMA)
     contrib = np.array(vals)
     assert p._top_features(contrib) == _top_reference(p, contrib)
+
+
+def test_jsonl_subclass_overriding_write_still_sees_every_decision(tmp_path: Any) -> None:
+    from chatpersona.decide import JsonlDecisionLog
+
+    class Tagged(JsonlDecisionLog):
+        def write(self, record: dict[str, Any]) -> None:
+            super().write({**record, "tag": "t"})
+
+    with Tagged(tmp_path / "t.jsonl") as log, JsonlDecisionLog(tmp_path / "p.jsonl") as plain:
+        for sink in (log, plain):
+            p = LinUCB(["a", "b"], schema=SCHEMA, seed=4, sink=sink)
+            p.decide({"segment": "a", "features": {"n0": 1.5}}, decision_id="d", ts=1.9e9)
+    tagged = json.loads((tmp_path / "t.jsonl").read_text())
+    assert tagged.pop("tag") == "t"
+    assert tagged == json.loads((tmp_path / "p.jsonl").read_text())
