@@ -266,14 +266,16 @@ def run_pandas(src: Path, out: Path) -> None:
 
 # --------------------------------------------------------------------------- measure
 def measured(cmd: list[str]) -> dict[str, float]:
-    """Run ``cmd`` in a wrapper process; wall time and the child's peak RSS."""
+    """Run ``cmd`` in a wrapper process; wall time, the child's peak RSS and CPU time (user +
+    system, all threads)."""
     wrapper = (
         "import json, resource, subprocess, sys, time\n"
         "t = time.perf_counter()\n"
         "rc = subprocess.run(sys.argv[1:]).returncode\n"
         "wall = time.perf_counter() - t\n"
-        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-        "print(json.dumps({'rc': rc, 'seconds': wall, 'peak_rss_mb': rss / 1024}))\n"
+        "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(json.dumps({'rc': rc, 'seconds': wall, 'peak_rss_mb': ru.ru_maxrss / 1024,\n"
+        "                  'cpu_seconds': ru.ru_utime + ru.ru_stime}))\n"
     )
     res = subprocess.run(
         [sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, check=True
@@ -403,6 +405,7 @@ def main() -> int:
         "pandas": {**pd_m, "rows_per_s": args.rows / pd_m["seconds"]},
         "chatpersona": {**cp_m, "rows_per_s": args.rows / cp_m["seconds"]},
         "speedup": pd_m["seconds"] / cp_m["seconds"],
+        "cpu_ratio": pd_m["cpu_seconds"] / cp_m["cpu_seconds"],
         "memory_ratio": cp_m["peak_rss_mb"] / pd_m["peak_rss_mb"],
         "equivalence": same,
         "transform_record": rec,

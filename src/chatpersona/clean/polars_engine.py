@@ -365,12 +365,11 @@ EXPENSIVE_KINDS = ("date", "datetime", "currency", "text", "categorical")
 
 def _few_distinct(s: pl.Series, kind: str) -> bool:
     """Whether a column repeats its values enough that parsing only the distinct values and
-    joining them back is cheaper than parsing every row. Costly parses are judged on the
-    whole column (a hash pass), cheap ones on a leading sample."""
-    if kind in EXPENSIVE_KINDS:
-        return s.n_unique() * 2 <= s.len()
+    joining them back (two hash passes) is cheaper than parsing every row, judged on a leading
+    sample (which understates repetition in a larger column); costly parses need less."""
     head = s.head(DEDUP_SAMPLE)
-    return head.n_unique() * 2 <= head.len()
+    share = 0.75 if kind in EXPENSIVE_KINDS else 0.5
+    return head.n_unique() <= share * head.len()
 
 
 def parse_frame(text: pl.DataFrame, plan: Any, keep_raw: tuple[str, ...] = ()) -> pl.DataFrame:
