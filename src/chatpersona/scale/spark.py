@@ -34,6 +34,7 @@ __all__ = [
 
 DEFAULT_MASTER = "local[*]"
 _SESSION: Any = None
+NULL_SENTINEL = "\u0000chatpersona-null\u0000"
 
 
 class SparkUnavailableError(BackendError):
@@ -152,6 +153,9 @@ def spark_read(spark: Any, path: str | Path) -> Any:
                 .option("inferSchema", False)
                 .option("escape", '"')
                 .option("multiLine", True)
+                # As Polars: an unquoted empty field is null, a quoted "" is an empty string.
+                .option("nullValue", NULL_SENTINEL)
+                .option("emptyValue", "")
                 .option("mode", "FAILFAST")
                 .csv(p)
             )

@@ -1,0 +1,86 @@
+"""Segmentation on Spark against the one-machine run: same artifact, same assignments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from chatpersona.exceptions import ParameterError
+from chatpersona.scale import run_segmentation_spark
+from chatpersona.segment import SegmentModel, run_segmentation
+
+
+@pytest.fixture(scope="module")
+def users(tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, Path]:
+    X, _ = make_blobs(600, centers=4, n_features=4, cluster_std=1.2, random_state=3)
+    df = pl.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in range(len(X))],
+            **{f"f{j}": X[:, j] for j in range(X.shape[1])},
+            "tier": ["gold" if x > 0 else "basic" for x in X[:, 0]],
+        }
+    )
+    path = tmp_path_factory.mktemp("seg") / "users.parquet"
+    df.write_parquet(path)
+    return df, path
+
+
+def _ari(a: pl.DataFrame, b: pl.DataFrame) -> float:
+    j = a.join(b, on="user_id", suffix="_s")
+    assert j.height == a.height == b.height
+    return float(adjusted_rand_score(j["segment"], j["segment_s"]))
+
+
+def test_kmeans_mllib_matches_one_machine(spark: Any, users: Any, tmp_path: Path) -> None:
+    df, path = users
+    ref = run_segmentation(df, algo="kmeans", k=4, seed=1)
+    got = run_segmentation_spark(path, algo="kmeans", k=4, seed=1, spark=spark, sample_rows=300)
+    assert _ari(ref.assignments, got.assignments) >= 0.99
+    assert got.model.feature_names == ref.model.feature_names
+    assert got.report["pca"]["n_components"] == ref.report["pca"]["n_components"]
+    np.testing.assert_allclose(got.model.preprocessor.center_, ref.model.preprocessor.center_)
+    np.testing.assert_allclose(got.model.preprocessor.scale_, ref.model.preprocessor.scale_)
+    sizes = sorted(s["size"] for s in got.report["segments"])
+    assert sizes == sorted(s["size"] for s in ref.report["segments"])
+    assert sum(sizes) == df.height
+    # MLlib refined the centres over all 600 users (the driver sample had 300)
+    # the artifact: load it back and assign one user exactly as the batch assignment did
+    d = got.write(tmp_path / "model")
+    model = SegmentModel.load(d)
+    feats = ref.features
+    assert feats is not None
+    row = feats.row(7, named=True)
+    one = model.assign_one({n: row[n] for n in model.feature_names})
+    batch = got.assignments.filter(pl.col("user_id") == row["user_id"])["segment"][0]
+    assert one.segment_id == batch
+    assert pl.read_csv(d / "assignments.csv").height == df.height
+
+
+def test_sample_fitted_algorithm_assigned_at_scale(spark: Any, users: Any) -> None:
+    df, path = users
+    got = run_segmentation_spark(
+        path, algo="hierarchical", k=4, seed=0, spark=spark, sample_rows=300
+    )
+    assert got.report["engine"]["sample_rows"] <= 300
+    assert got.assignments.height == df.height
+    # every user assigned by the model's own rule
+    ref = run_segmentation(df, algo="kmeans", k=4, seed=0)
+    feats = ref.features
+    assert feats is not None
+    ordered = got.assignments.join(feats, on="user_id", how="left")
+    assert (
+        ordered["segment"].to_list()
+        == got.model.predict(ordered.select(got.model.feature_names)).tolist()
+    )
+
+
+def test_bad_algo_is_a_parameter_error(spark: Any, users: Any) -> None:
+    _df, path = users
+    with pytest.raises(ParameterError, match="algo"):
+        run_segmentation_spark(path, algo="bisecting", spark=spark)
