@@ -17,7 +17,7 @@ spark_app = typer.Typer(
 
 MASTER_HELP = (
     "Spark master: local[*] (all local cores), local[2], spark://host:7077, yarn, k8s://... "
-    "Under spark-submit the master given there wins."
+    "Under spark-submit, pass the same master as there."
 )
 
 
