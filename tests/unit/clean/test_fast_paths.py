@@ -188,3 +188,18 @@ def test_vectorized_currency_equals_the_one_record_grammar(values: list[str]) ->
             continue
         want = formats.parse_currency(v, "USD")
         assert (amount, code) == ((None, None) if want is None else want), v
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(_row, min_size=1, max_size=25))
+def test_merged_stages_as_the_spark_engine_applies_them_equal_parse_frame(
+    rows: list[dict],
+) -> None:
+    table = pl.DataFrame(rows, schema={c: pl.Utf8 for c in COLUMNS})
+    mv = PLAN.missing_values
+    stages = pe.merge_stages(
+        [pe.parse_stage(rule, i, mv) for i, rule in enumerate(PLAN.columns.values())]
+    )
+    expected = pe.parse_frame(table, PLAN)
+    merged = pe.apply_stages(table.lazy(), stages).select(expected.columns).collect()
+    assert merged.equals(expected)
