@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSSTAMP := $(VENV)/.system-installed
 
-.PHONY: help venv demo test lint bench services system-deps clean-venv
+.PHONY: help venv demo test lint bench services system-deps rasa-venv clean-venv
 
 help:
 	@echo "make demo   - set up .venv and run the whole system on the embedded default (SQLite, memory bus/state)"
@@ -34,6 +34,16 @@ system-deps: $(SYSSTAMP)
 services:
 	bash scripts/services.sh
 
+# The Rasa example's action server runs in its own venv: rasa-sdk pins pydantic/websockets.
+RASA_STAMP := .venv-rasa/.installed
+$(RASA_STAMP): examples/rasa/requirements.txt pyproject.toml
+	$(PYTHON) -m venv .venv-rasa
+	.venv-rasa/bin/python -m pip install -q 'rasa-sdk>=3.8' 'httpx>=0.27'
+	.venv-rasa/bin/python -m pip install -q --no-deps -e .
+	touch $(RASA_STAMP)
+
+rasa-venv: $(RASA_STAMP)
+
 demo: venv
 	$(VENV)/bin/chatpersona demo
 
@@ -42,7 +52,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
-test: venv system-deps services lint
+test: venv system-deps services rasa-venv lint
 	$(PY) -m pytest -q -n 2 --dist loadgroup tests
 
 bench: venv services
