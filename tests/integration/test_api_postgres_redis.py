@@ -61,7 +61,10 @@ def test_read_through_cache_and_erasure(
     second = client.get("/api/user/u1/profile", headers=h).json()
     assert second["preferences"] == {"language": "es"} and second["version"] == first["version"] + 1
 
-    assert client.delete("/api/user/u1/profile", headers=h).json()["erased"] == {"profile": 1, "chat": 0}
+    assert client.delete("/api/user/u1/profile", headers=h).json()["erased"] == {
+        "profile": 1,
+        "chat": 0,
+    }
     assert _cached_keys(redis_url, redis_prefix) == []
     assert client.get("/api/user/u1/profile", headers=h).status_code == 404
     assert client.get("/readyz").json() == {"status": "ok", "store": "ok"}
