@@ -149,6 +149,23 @@ def _labels_fn(model_dir: str, names: list[str]) -> Callable[[Iterator[Any]], It
     return run
 
 
+def _project_fn(
+    names: list[str], W: list[list[float]], b: list[float]
+) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        w, bias = np.asarray(W), np.asarray(b)
+        for batch in batches:
+            X = np.column_stack([batch.column(c).to_numpy(zero_copy_only=False) for c in names])
+            Z = np.ascontiguousarray(X @ w + bias, dtype=np.float64)
+            offsets = pa.array(np.arange(0, Z.size + 1, Z.shape[1], dtype=np.int32))
+            z = pa.ListArray.from_arrays(offsets, pa.array(Z.ravel()))
+            yield pa.RecordBatch.from_arrays([z], names=["z"])
+
+    return run
+
+
 def _moments_fn(names: list[str], shift: list[float]) -> Callable[[Iterator[Any]], Iterator[Any]]:
     def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
@@ -636,14 +653,17 @@ def _mllib_kmeans(
             minibatch_rows=seg.minibatch_rows,
         )
         seg.k_ = choose_k(seg.scores_)
+    # The projection runs in Python per partition (one BLAS call per Arrow batch): as a
+    # Spark SQL expression it is features x components terms and overflows the 64 KB
+    # generated-code limit for wide inputs.
+    from pyspark.sql import types as T
+
     W = (pre.components_ / pre.scale_).T
     b = -((pre.center_ / pre.scale_ + pre.mean_) @ pre.components_.T)
-    cols = [F.col(f"`{c}`") for c in names]
-    proj = [
-        sum((c * float(W[j, p]) for j, c in enumerate(cols)), F.lit(float(b[p])))
-        for p in range(W.shape[1])
-    ]
-    data = feats.select(F.array(*proj).alias("z"))
+    zschema = T.StructType([T.StructField("z", T.ArrayType(T.DoubleType()))])
+    data = feats.select(*[F.col(f"`{c}`") for c in names]).mapInArrow(
+        _project_fn(names, W.tolist(), b.tolist()), zschema
+    )
     from pyspark.mllib.clustering import KMeans as MLlibKMeans
     from pyspark.mllib.clustering import KMeansModel
 
