@@ -278,7 +278,9 @@ class RedisStreamsTransport(Transport):
         for entry_id, fields in claimed:
             eid = _s(entry_id)
             if fields is None or b"e" not in fields:
-                self._client.xack(key, self.group, eid)
+                self._client.pipeline(transaction=True).xack(key, self.group, eid).xdel(
+                    key, eid
+                ).execute()
                 continue
             attempt = times.get(eid, 0) + 1
             out.append(Delivery(eid, fields[b"e"], key, attempt, int(eid.split("-")[0]) / 1000))
@@ -290,7 +292,10 @@ class RedisStreamsTransport(Transport):
         by_shard: dict[str, list[str]] = {}
         for d in deliveries:
             by_shard.setdefault(d.shard, []).append(d.id)
-        pipe = self._client.pipeline(transaction=False)
+        # MULTI/EXEC: an ack and its delete happen together or not at all (a worker killed
+        # between the two would leave acked entries in the stream: never delivered again,
+        # yet counted in the backlog forever).
+        pipe = self._client.pipeline(transaction=True)
         for shard, ids in by_shard.items():
             pipe.xack(shard, self.group, *ids)
             # Acked entries are deleted so the stream length is the backlog (lag + pending).
