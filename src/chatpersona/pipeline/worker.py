@@ -302,7 +302,7 @@ class Worker:
         During :meth:`run`, move every object that exists at start (modules, the model,
         the stores) out of the garbage collector's reach (``gc.freeze``; undone at exit):
         the per-batch containers otherwise trigger full collections that walk all of them
-        again and again (measured: ~15 % of the worker's CPU).
+        again and again (measured: 4-10 % of the worker's CPU).
     """
 
     def __init__(
