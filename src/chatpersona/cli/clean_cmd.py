@@ -87,6 +87,20 @@ def clean(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="polars (one machine) or spark (same plan, fitted JSON, rows and report).",
+        ),
+    ] = "polars",
+    spark_master: Annotated[
+        str,
+        typer.Option(
+            "--spark-master",
+            help="Spark master for --engine spark: local[*], spark://host:7077, yarn.",
+        ),
+    ] = "local[*]",
 ) -> None:
     """Clean INPUT with a plan into OUTPUT; every input row ends up accepted, duplicate or
     quarantined (with a reason code), and the counts add up."""
@@ -129,14 +143,28 @@ def clean(
                 tasks[stage] = bar.add_task(stage, total=None)
             bar.advance(tasks[stage], n)
 
-        report = clean_file(
-            input,
-            paths,
-            plan=cleaning_plan,
-            fitted=fitted_plan,
-            batch_rows=batch_rows,
-            progress=step,
-        )
+        if engine == "spark":
+            from chatpersona.scale import clean_file_spark
+
+            report = clean_file_spark(
+                input,
+                paths,
+                plan=cleaning_plan,
+                fitted=fitted_plan,
+                master=spark_master,
+                progress=step,
+            )
+        elif engine == "polars":
+            report = clean_file(
+                input,
+                paths,
+                plan=cleaning_plan,
+                fitted=fitted_plan,
+                batch_rows=batch_rows,
+                progress=step,
+            )
+        else:
+            raise ParameterError("clean", "--engine", "polars or spark", engine)
     if not quiet:
         out = Console()
         out.print(

@@ -21,6 +21,7 @@ from chatpersona.cli import (
     decide_cmd,
     demo_cmd,
     generate_cmd,
+    scale_cmd,
     segment_cmd,
     serve_cmd,
     stream_cmd,
@@ -68,6 +69,7 @@ for _module in (
     stream_cmd,
     decide_cmd,
     chat_cmd,
+    scale_cmd,
     demo_cmd,
 ):
     _module.register(app)

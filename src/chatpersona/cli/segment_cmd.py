@@ -136,6 +136,21 @@ def segment(
             help="Reference time for windows and dates (ISO-8601); default: last event time.",
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="polars (one machine) or spark (features, PCA and K-Means on Spark; same "
+            "model directory). Spark: no --events / --clean yet.",
+        ),
+    ] = "polars",
+    spark_master: Annotated[
+        str,
+        typer.Option(
+            "--spark-master",
+            help="Spark master for --engine spark: local[*], spark://host:7077, yarn.",
+        ),
+    ] = "local[*]",
 ) -> None:
     """Segment users: build features, choose the algorithm and k with evidence, write a model.
 
@@ -164,8 +179,12 @@ def segment(
         pca_value = float(pca)
     as_of_dt: datetime | None = parse_ts(as_of) if as_of else None
 
+    if engine not in ("polars", "spark"):
+        raise ParameterError("segment", "--engine", "polars or spark", engine)
+    if engine == "spark" and (events is not None or clean):
+        raise ParameterError("segment", "--engine", "polars with --events/--clean", engine)
     with console.status("reading input") as status:
-        users, clean_report = _read_input(input_path, clean)
+        users, clean_report = (None, None) if engine == "spark" else _read_input(input_path, clean)
         if clean_report is not None:
             console.print(
                 f"cleaned: {clean_report.get('rows_accepted')} accepted, "
@@ -180,19 +199,37 @@ def segment(
         def progress(step: str) -> None:
             status.update(f"segmenting: {step}")
 
-        result = run_segmentation(
-            users,
-            events=ev,
-            spec=spec,
-            id_column=id_column,
-            algo=algo,
-            k=k_value,
-            pca=pca_value,
-            seed=seed,
-            as_of=as_of_dt,
-            outcomes=outcome or None,
-            progress=progress,
-        )
+        if engine == "spark":
+            from chatpersona.scale import run_segmentation_spark
+
+            result = run_segmentation_spark(
+                input_path,
+                spec=spec,
+                id_column=id_column,
+                algo=algo,
+                k=k_value,
+                pca=pca_value,
+                seed=seed,
+                as_of=as_of_dt,
+                outcomes=outcome or None,
+                master=spark_master,
+                progress=progress,
+            )
+        else:
+            assert users is not None  # read above for the polars engine
+            result = run_segmentation(
+                users,
+                events=ev,
+                spec=spec,
+                id_column=id_column,
+                algo=algo,
+                k=k_value,
+                pca=pca_value,
+                seed=seed,
+                as_of=as_of_dt,
+                outcomes=outcome or None,
+                progress=progress,
+            )
         status.update("writing the model directory")
         result.write(out)
 

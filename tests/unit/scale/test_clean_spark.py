@@ -191,3 +191,28 @@ def test_cli_spark_clean(spark: Any, table: Path, tmp_path: Path) -> None:
     report = json.loads((tmp_path / "cli.report.json").read_text())
     assert report["mode"] == "spark"
     assert pl.read_csv(out).height == report["rows_accepted"]
+
+
+def test_clean_engine_spark_option_matches_polars(spark: Any, table: Path, tmp_path: Path) -> None:
+    """`chatpersona clean --engine spark` (the root CLI) gives the polars engine's report."""
+    from chatpersona.cli.main import app
+
+    plan_path = tmp_path / "plan.yaml"
+    CleaningPlan.from_dict(PLAN).to_yaml(plan_path)
+    reports = {}
+    for engine in ("polars", "spark"):
+        out = tmp_path / f"{engine}.csv"
+        res = CliRunner().invoke(
+            app,
+            ["clean", str(table), "-o", str(out), "--plan", str(plan_path), "--engine", engine,
+             "--spark-master", "local[2]", "-q"],
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        reports[engine] = json.loads((tmp_path / f"{engine}.report.json").read_text())
+        assert pl.read_csv(out).height == reports[engine]["rows_accepted"]
+    for key in ("rows_in", "rows_accepted", "rows_duplicate", "rows_quarantined", "reasons"):
+        assert reports["spark"][key] == reports["polars"][key], key
+    bad = CliRunner().invoke(
+        app, ["clean", str(table), "-o", str(tmp_path / "x.csv"), "--engine", "dask"]
+    )
+    assert bad.exit_code != 0
