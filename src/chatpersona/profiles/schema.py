@@ -162,7 +162,10 @@ def apply_patch(
     """
     now = now or utcnow()
     base = current or Profile(tenant=tenant, user_id=user_id, created_at=now, updated_at=now)
-    data = base.model_copy(deep=True)
+    # Shallow copy: every container below is replaced, never mutated, except feedback,
+    # which is copied. A deep copy of the whole profile per patch cost ~15% of the worker.
+    data = base.model_copy()
+    data.feedback = base.feedback.model_copy()
 
     for name in ("preferences", "attributes", "consent"):
         changes = getattr(patch, name)

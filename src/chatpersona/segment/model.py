@@ -94,9 +94,15 @@ class SegmentModel:
 
     @property
     def version(self) -> str:
-        """Sortable version string: creation time + short id."""
-        ts = datetime.strptime(self.created_at, "%Y-%m-%dT%H:%M:%S.%fZ")
-        return f"{ts:%Y%m%dT%H%M%S}Z-{self.model_id[:8]}"
+        """Sortable version string: creation time + short id (computed once: assign_one
+        stamps it on every assignment)."""
+        key = (self.created_at, self.model_id)
+        cached = self.__dict__.get("_version_cache")
+        if cached is None or cached[0] != key:
+            ts = datetime.strptime(self.created_at, "%Y-%m-%dT%H:%M:%S.%fZ")
+            cached = (key, f"{ts:%Y%m%dT%H%M%S}Z-{self.model_id[:8]}")
+            self.__dict__["_version_cache"] = cached
+        return cached[1]
 
     @property
     def segment_ids(self) -> list[str]:
