@@ -193,7 +193,7 @@ def demo(
 
     from rich.console import Console
 
-    console = Console()
+    console = Console(soft_wrap=True)  # paths and URLs stay whole for copy and paste
     t0 = time.perf_counter()
     summary = run_batch(out, users=users, seed=seed, console=console)
 
