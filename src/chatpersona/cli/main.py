@@ -21,7 +21,6 @@ from chatpersona.cli import (
     decide_cmd,
     demo_cmd,
     generate_cmd,
-    scale_cmd,
     segment_cmd,
     serve_cmd,
     stream_cmd,
@@ -69,7 +68,6 @@ for _module in (
     stream_cmd,
     decide_cmd,
     chat_cmd,
-    scale_cmd,
     demo_cmd,
 ):
     _module.register(app)

@@ -162,37 +162,6 @@ def test_errors_name_the_column_and_row(spark: Any, table: Path, tmp_path: Path)
     assert info.value.fields.get("value") == "abc"
 
 
-def test_cli_spark_clean(spark: Any, table: Path, tmp_path: Path) -> None:
-    import typer
-
-    from chatpersona.cli.scale_cmd import register
-
-    app = typer.Typer()
-    register(app)
-    plan_path = tmp_path / "plan.yaml"
-    CleaningPlan.from_dict(PLAN).to_yaml(plan_path)
-    out = tmp_path / "cli.csv"
-    res = CliRunner().invoke(
-        app,
-        [
-            "spark",
-            "clean",
-            str(table),
-            "-o",
-            str(out),
-            "--plan",
-            str(plan_path),
-            "--spark-master",
-            "local[2]",
-            "-q",
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    report = json.loads((tmp_path / "cli.report.json").read_text())
-    assert report["mode"] == "spark"
-    assert pl.read_csv(out).height == report["rows_accepted"]
-
-
 def test_clean_engine_spark_option_matches_polars(spark: Any, table: Path, tmp_path: Path) -> None:
     """`chatpersona clean --engine spark` (the root CLI) gives the polars engine's report."""
     from chatpersona.cli.main import app

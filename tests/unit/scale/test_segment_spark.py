@@ -84,3 +84,27 @@ def test_bad_algo_is_a_parameter_error(spark: Any, users: Any) -> None:
     _df, path = users
     with pytest.raises(ParameterError, match="algo"):
         run_segmentation_spark(path, algo="bisecting", spark=spark)
+
+
+def test_segment_engine_spark_option(spark: Any, users: Any, tmp_path: Path) -> None:
+    """`chatpersona segment --engine spark` (the command in docs/OPERATIONS.md) writes the
+    same kind of model directory, and every user gets a segment."""
+    from typer.testing import CliRunner
+
+    from chatpersona.cli.main import app
+
+    df, path = users
+    out = tmp_path / "m1"
+    res = CliRunner().invoke(
+        app,
+        ["segment", str(path), "-o", str(out), "--algo", "kmeans", "--k", "4", "--seed", "0",
+         "--engine", "spark", "--spark-master", "local[2]"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    model = SegmentModel.load(out)
+    assigned = pl.read_csv(out / "assignments.csv")
+    assert assigned.height == df.height
+    assert assigned["segment"].n_unique() == 4
+    assert model.assign_one(
+        dict(zip(model.feature_names, [0.0] * len(model.feature_names), strict=True))
+    )
