@@ -26,6 +26,7 @@ NAMES = sorted(SEGMENTERS)
 # One invalid value per algorithm and the exact message it must produce.
 BAD_PARAMS: dict[str, tuple[str, Any, str]] = {
     "kmeans": ("k_min", 1, "an int >= 2"),
+    "bisecting": ("k_min", 1, "an int >= 2"),
     "hierarchical": ("linkage", "single", "'ward' or 'average'"),
     "dbscan": ("eps", -1, "a float > 0 or None"),
     "hdbscan": ("min_cluster_size", 1, "an int >= 2 or None"),
@@ -128,6 +129,7 @@ def test_large_input_fits_on_a_bounded_sample(name: str) -> None:
     X, y = make_blobs(n_samples=3000, centers=3, n_features=3, cluster_std=0.5, random_state=1)
     bound = {
         "kmeans": "sweep_rows",
+        "bisecting": "sweep_rows",
         "hierarchical": "max_fit_rows",
         "dbscan": "max_fit_rows",
         "hdbscan": "max_fit_rows",
@@ -170,7 +172,13 @@ def test_constant_column_is_named(name: str, blobs: Any) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_fewer_rows_than_needed_is_a_clear_error(name: str) -> None:
     X = np.arange(8, dtype=float).reshape(4, 2) * np.array([1.0, 2.0])
-    params = {"kmeans": {"k": 5}, "hierarchical": {"k": 5}, "dbscan": {}, "hdbscan": {}}[name]
+    params = {
+        "kmeans": {"k": 5},
+        "bisecting": {"k": 5},
+        "hierarchical": {"k": 5},
+        "dbscan": {},
+        "hdbscan": {},
+    }[name]
     with pytest.raises(DataError) as err:
         make(name, **params).fit(X)
     assert err.value.code == "too_few_rows"

@@ -73,3 +73,36 @@ def test_generated_users_parity(spark: Any, tmp_path: Path) -> None:
     ref, _ = _clean_both(src, tmp_path, spark)
     assert ref["rows_duplicate"] > 0 and ref["rows_quarantined"] > 0
     assert _segment_both(tmp_path / "pl.parquet", spark, "user_id", 5) >= 0.99
+
+
+def test_event_features_parity(spark: Any, tmp_path: Path) -> None:
+    """Event features on Spark (per-user partitions, the one-machine aggregation) equal the
+    one-machine rows, and so do the segments."""
+    from chatpersona.datagen import generate
+    from chatpersona.features import read_events
+    from chatpersona.scale.segment_spark import build_features_spark
+
+    generate(3000, 5, tmp_path / "gen", events_per_user=8)
+    clean_file(tmp_path / "gen" / "users.csv", default_paths(tmp_path / "users.parquet"))
+    users = tmp_path / "users.parquet"
+    events = tmp_path / "gen" / "events.jsonl"
+    ref = run_segmentation(
+        pl.read_parquet(users), events=read_events(events), algo="kmeans", k=5, seed=0
+    )
+    feats, fitted, _, _ = build_features_spark(users, events=events, spark=spark)
+    assert fitted.as_of_ == ref.model.feature_spec.as_of_  # the last event, on both
+    assert fitted.spec.events == ref.model.feature_spec.spec.events != ()
+    names = fitted.feature_names_
+    assert names == ref.model.feature_spec.feature_names_
+    assert any(n.startswith("contacts_") for n in names) and "csat_mean" in names
+    got = pl.from_arrow(feats.toArrow())
+    assert isinstance(got, pl.DataFrame)
+    got = got.sort("user_id")
+    want = ref.features.sort("user_id") if ref.features is not None else None
+    assert want is not None and got.height == want.height > 2500
+    for n in names:
+        assert got[n].to_numpy() == pytest.approx(want[n].to_numpy(), rel=1e-12, abs=1e-12), n
+    res = run_segmentation_spark(users, events=events, algo="kmeans", k=5, seed=0, spark=spark)
+    j = ref.assignments.join(res.assignments, on="user_id", suffix="_s")
+    assert j.height == ref.assignments.height
+    assert adjusted_rand_score(j["segment"], j["segment_s"]) >= 0.99

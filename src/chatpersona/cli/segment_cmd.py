@@ -95,7 +95,8 @@ def segment(
         str,
         typer.Option(
             "--algo",
-            help="auto (fit all, compare, choose), kmeans, dbscan, hdbscan or hierarchical.",
+            help="auto (fit kmeans, hierarchical, hdbscan and dbscan, compare, choose), kmeans, "
+            "bisecting (bisecting K-Means), dbscan, hdbscan or hierarchical.",
         ),
     ] = "auto",
     k: Annotated[
@@ -141,7 +142,7 @@ def segment(
         typer.Option(
             "--engine",
             help="polars (one machine) or spark (features, PCA and K-Means on Spark; same "
-            "model directory). Spark: no --events / --clean yet.",
+            "model directory; --clean: run `chatpersona clean --engine spark` first).",
         ),
     ] = "polars",
     spark_master: Annotated[
@@ -159,7 +160,7 @@ def segment(
     from rich.console import Console
     from rich.table import Table
 
-    from chatpersona.exceptions import ParameterError
+    from chatpersona.exceptions import InputError, ParameterError
     from chatpersona.features import FeatureSpec, read_events
     from chatpersona.features.online import parse_ts
     from chatpersona.segment import ALGORITHMS, run_segmentation
@@ -181,8 +182,15 @@ def segment(
 
     if engine not in ("polars", "spark"):
         raise ParameterError("segment", "--engine", "polars or spark", engine)
-    if engine == "spark" and (events is not None or clean):
-        raise ParameterError("segment", "--engine", "polars with --events/--clean", engine)
+    if engine == "spark" and clean:
+        raise ParameterError(
+            "segment",
+            "--clean",
+            "--no-clean with --engine spark (clean with `chatpersona clean --engine spark`)",
+            True,
+        )
+    if events is not None and not events.exists():
+        raise InputError("event file does not exist", file=str(events))
     with console.status("reading input") as status:
         users, clean_report = (None, None) if engine == "spark" else _read_input(input_path, clean)
         if clean_report is not None:
@@ -191,7 +199,7 @@ def segment(
                 f"{clean_report.get('rows_quarantined')} quarantined, "
                 f"{clean_report.get('rows_duplicate')} duplicate rows"
             )
-        ev = read_events(events) if events is not None else None
+        ev = read_events(events) if events is not None and engine != "spark" else None
         spec = FeatureSpec.from_yaml(features) if features is not None else None
         if spec is not None and spec.id_column != id_column and id_column == "user_id":
             id_column = spec.id_column
@@ -204,6 +212,7 @@ def segment(
 
             result = run_segmentation_spark(
                 input_path,
+                events=events,
                 spec=spec,
                 id_column=id_column,
                 algo=algo,

@@ -230,9 +230,11 @@ class FeatureSpec:
         users: pl.DataFrame,
         events: pl.DataFrame | None = None,
         as_of: datetime | None = None,
+        *,
+        event_features: pl.DataFrame | None = None,
     ) -> FittedFeatureSpec:
         """Learn imputation values and category lists; see :class:`FittedFeatureSpec`."""
-        return FittedFeatureSpec(self).fit(users, events, as_of)
+        return FittedFeatureSpec(self).fit(users, events, as_of, event_features=event_features)
 
 
 def _as_float_bool(value: Any) -> float | None:
@@ -354,21 +356,30 @@ class FittedFeatureSpec:
         return users.select(exprs)
 
     def _raw_frame(
-        self, users: pl.DataFrame, events: pl.DataFrame | None, as_of: datetime
+        self,
+        users: pl.DataFrame,
+        events: pl.DataFrame | None,
+        as_of: datetime,
+        event_features: pl.DataFrame | None = None,
     ) -> pl.DataFrame:
         spec = self.spec
         if spec.id_column not in users.columns:
             raise DataError("the id column is not in the input", column=spec.id_column)
         frame = self._user_frame(users, as_of)
         if spec.events:
-            if events is None:
+            if event_features is not None:
+                # already aggregated (``event_features_frame`` of the same events and
+                # ``as_of``), e.g. per user partition on Spark
+                ev = event_features
+            elif events is None:
                 raise DataError(
                     "the feature spec builds event features but no event log was given",
                     code="missing_events",
                 )
-            ev = event_features_frame(
-                flatten_events(events) if "payload" in events.columns else events, as_of
-            )
+            else:
+                ev = event_features_frame(
+                    flatten_events(events) if "payload" in events.columns else events, as_of
+                )
             keep = [n for fam in spec.events for n in FAMILIES[fam]]
             ev = ev.select(pl.col("user_id").alias(spec.id_column), *keep)
             frame = frame.join(ev, on=spec.id_column, how="left", maintain_order="left")
@@ -382,9 +393,18 @@ class FittedFeatureSpec:
         users: pl.DataFrame,
         events: pl.DataFrame | None = None,
         as_of: datetime | None = None,
+        *,
+        event_features: pl.DataFrame | None = None,
     ) -> FittedFeatureSpec:
-        """Learn categories (most frequent ``max_categories``) and medians for imputation."""
+        """Learn categories (most frequent ``max_categories``) and medians for imputation.
+
+        ``event_features``: the users' event features already aggregated by
+        :func:`~chatpersona.features.batch.event_features_frame` (then ``as_of`` is required
+        and ``events`` is not read).
+        """
         spec = self.spec
+        if event_features is not None and as_of is None:
+            raise DataError("event features given without their as_of", code="missing_as_of")
         as_of = parse_ts(as_of) if as_of is not None else _default_as_of(events)
         self.as_of_ = as_of
         cats: dict[str, list[str]] = {}
@@ -401,7 +421,7 @@ class FittedFeatureSpec:
                 )
                 cats[name] = sorted(vc[name].head(spec.max_categories).to_list())
         self.categories_ = cats
-        raw = self._raw_frame(users, events, as_of)
+        raw = self._raw_frame(users, events, as_of, event_features)
         names = [c for c in raw.columns if c != spec.id_column]
         impute: dict[str, float] = {}
         dropped: dict[str, str] = {}
@@ -421,12 +441,19 @@ class FittedFeatureSpec:
         return self
 
     def transform(
-        self, users: pl.DataFrame, events: pl.DataFrame | None = None, as_of: datetime | None = None
+        self,
+        users: pl.DataFrame,
+        events: pl.DataFrame | None = None,
+        as_of: datetime | None = None,
+        *,
+        event_features: pl.DataFrame | None = None,
     ) -> pl.DataFrame:
-        """Feature rows (id column + :attr:`feature_names_`, Float64, no nulls) for every user."""
+        """Feature rows (id column + :attr:`feature_names_`, Float64, no nulls) for every user.
+
+        ``event_features`` as in :meth:`fit` (aggregated at the same ``as_of``)."""
         self._check()
         as_of = parse_ts(as_of) if as_of is not None else self.as_of_
-        raw = self._raw_frame(users, events, as_of)
+        raw = self._raw_frame(users, events, as_of, event_features)
         return raw.select(
             self.spec.id_column,
             *(pl.col(n).fill_null(self.impute_[n]).alias(n) for n in self.feature_names_),

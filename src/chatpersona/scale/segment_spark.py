@@ -20,42 +20,56 @@ What runs where (see ``docs/OPERATIONS.md``):
   on the driver sample — MLlib's own ``k-means||`` seeding fell into poor local optima on the
   generated customers (ARI 0.36 against the one-machine run), the seeded run agrees (ARI 1.0).
   k is chosen, when not given, by the one-machine silhouette sweep on the driver sample. The
-  centres become the model's ``centroid`` rule. (MLlib's bisecting K-Means is not offered: in
-  this Spark version it returned a single cluster on projected inputs in our tests.)
+  centres become the model's ``centroid`` rule. ``bisecting``: MLlib's bisecting K-Means over
+  all users (rows shifted away from the origin for the fit: MLlib's split start is
+  proportional to the parent centre's norm, ~0 for PCA output, and the root never split);
+  its leaf centres become the ``centroid`` rule.
 * **Hierarchical, HDBSCAN, DBSCAN** (and ``auto``'s comparison): fitted on the driver sample
   with the one-machine segmenters; every user is then assigned at scale with the model's own
   rule (nearest centroid / nearest core within its radius) inside ``mapInArrow``.
 * **Segment descriptions** come from the driver sample, with sizes and shares replaced by the
   exact counts of the full assignment.
 
-Events are not supported on the Spark engine yet: build event features with the one-machine
-engine, or join them into the user table first.
+* **Event features** (``events=``): the event log is parsed per partition by the one-machine
+  :func:`~chatpersona.features.batch.flatten_events`, repartitioned by ``user_id`` (every
+  event of a user in one partition), and aggregated per partition by
+  :func:`~chatpersona.features.batch.event_features_frame` — the same Polars code, and
+  exact, since every event feature is a per-user aggregate. ``as_of`` defaults to the last
+  event time, as on one machine. The per-user rows are left-joined to the users on Spark and
+  handed to the spec as ``event_features``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from chatpersona.exceptions import DataError, ParameterError
-from chatpersona.features.batch import Preprocessor
+from chatpersona.exceptions import DataError, InputError, ParameterError
+from chatpersona.features.batch import (
+    EVENT_COLUMNS,
+    Preprocessor,
+    event_features_frame,
+    flatten_events,
+)
+from chatpersona.features.online import EVENT_FEATURES
 from chatpersona.features.spec import FeatureSpec, FittedFeatureSpec
 from chatpersona.scale.spark import DEFAULT_MASTER, get_spark, spark_read
 from chatpersona.segment.base import NOISE, BaseSegmenter, seeded_sample, small_threads
 from chatpersona.segment.describe import describe_segments
-from chatpersona.segment.kmeans import KMeansSegmenter, sweep_k
+from chatpersona.segment.kmeans import BisectingKMeansSegmenter, KMeansSegmenter, sweep_k
 from chatpersona.segment.model import SegmentModel
 from chatpersona.segment.run import (
     ALGORITHMS,
+    AUTO_CANDIDATES,
     CHOICE_RULE,
-    SEGMENTERS,
     SegmentationResult,
     _outcome_arrays,
     make_segmenter,
@@ -88,6 +102,22 @@ def _spec_of(text: str) -> FittedFeatureSpec:
     return spec
 
 
+EV_PREFIX = "__ev_"
+_TS_US = "__ts_us"
+
+
+def _split_events(df: pl.DataFrame, id_col: str) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """A joined users + ``__ev_*`` frame as (users, event features or ``None``)."""
+    ev_cols = [c for c in df.columns if c.startswith(EV_PREFIX)]
+    if not ev_cols:
+        return df, None
+    ev = df.select(
+        pl.col(id_col).cast(pl.String).alias("user_id"),
+        *(pl.col(c).alias(c[len(EV_PREFIX) :]) for c in ev_cols),
+    )
+    return df.drop(ev_cols), ev
+
+
 def _features_fn(
     spec_text: str, as_of: str, casts: str
 ) -> Callable[[Iterator[Any]], Iterator[Any]]:
@@ -105,11 +135,77 @@ def _features_fn(
         for b in batches:
             df = pl.from_arrow(pa.Table.from_batches([b]))
             assert isinstance(df, pl.DataFrame)
-            df = _apply_casts(df, dtypes)
-            feats = fitted.transform(df, None, when).select(
+            users, ev = _split_events(_apply_casts(df, dtypes), id_col)
+            feats = fitted.transform(users, None, when, event_features=ev).select(
                 pl.col(id_col).cast(pl.String), *(pl.col(n).cast(pl.Float64) for n in names)
             )
             yield from feats.to_arrow().cast(schema).to_batches()
+
+    return run
+
+
+def _flatten_fn(kind: str) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    """Raw events (JSON lines, or table rows) -> the flat event columns, ``ts`` as epoch µs."""
+
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        schema = _flat_arrow_schema()
+        for b in batches:
+            if b.num_rows == 0:
+                continue
+            if kind == "json":
+                text = "\n".join(v for v in b.column(0).to_pylist() if v and v.strip())
+                if not text:
+                    continue
+                raw = pl.read_ndjson(io.StringIO(text), infer_schema_length=None)
+            else:
+                table = pl.from_arrow(pa.Table.from_batches([b]))
+                assert isinstance(table, pl.DataFrame)
+                raw = table
+            flat = (
+                flatten_events(raw)
+                .with_columns(pl.col("ts").dt.epoch("us").alias(_TS_US))
+                .drop("ts")
+            )
+            yield from flat.to_arrow().cast(schema).to_batches()
+
+    return run
+
+
+def _flat_arrow_schema() -> Any:
+    import pyarrow as pa
+
+    fields = []
+    for name, dtype in EVENT_COLUMNS.items():
+        if name == "ts":
+            continue
+        t = pa.bool_() if dtype == pl.Boolean else pa.float64() if dtype == pl.Float64 else None
+        fields.append(pa.field(name, t or pa.string()))
+    fields.append(pa.field(_TS_US, pa.int64()))
+    return pa.schema(fields)
+
+
+def _event_features_fn(as_of: str) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    """Every event of a user is in this partition: the one-machine per-user aggregation."""
+
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        when = datetime.fromisoformat(as_of)
+        parts = [b for b in batches if b.num_rows]
+        if not parts:
+            return
+        flat = pl.from_arrow(pa.Table.from_batches(parts))
+        assert isinstance(flat, pl.DataFrame)
+        flat = flat.with_columns(
+            pl.from_epoch(pl.col(_TS_US), time_unit="us").dt.replace_time_zone("UTC").alias("ts")
+        ).select(list(EVENT_COLUMNS))
+        feats = event_features_frame(flat, when).select(
+            pl.col("user_id").alias(f"{EV_PREFIX}user_id"),
+            *(pl.col(n).alias(EV_PREFIX + n) for n in EVENT_FEATURES),
+        )
+        yield from feats.to_arrow().to_batches()
 
     return run
 
@@ -270,9 +366,83 @@ def _preprocessor_from_moments(
     return pre
 
 
+def _events_spark(session: Any, events: Any) -> Any:
+    """The event log as a Spark DataFrame of flat event columns (``ts`` as epoch µs)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    if isinstance(events, pl.DataFrame):
+        flat = flatten_events(events)
+        sdf, kind = (
+            session.createDataFrame(flat.with_columns(pl.col("ts").cast(pl.String)).to_pandas()),
+            "table",
+        )
+    elif isinstance(events, str | Path):
+        path = str(events)
+        if "://" not in path and not Path(path).exists():
+            raise InputError("event file does not exist", file=path)
+        if Path(path).suffix.lower() in (".parquet", ".pq", ".csv"):
+            sdf, kind = spark_read(session, path), "table"
+        else:
+            sdf, kind = session.read.text(path), "json"
+    else:  # a Spark DataFrame in the contract shape
+        sdf, kind = events, "table"
+    fields = []
+    for f in _flat_arrow_schema():
+        t = (
+            T.BooleanType()
+            if str(f.type) == "bool"
+            else T.DoubleType()
+            if str(f.type) == "double"
+            else T.LongType()
+            if str(f.type) == "int64"
+            else T.StringType()
+        )
+        fields.append(T.StructField(f.name, t))
+    del F
+    return sdf.mapInArrow(_flatten_fn(kind), T.StructType(fields))
+
+
+def _join_event_features(
+    session: Any, sdf: Any, id_col: str, events: Any, as_of: datetime | None
+) -> tuple[Any, datetime]:
+    """Users left-joined with their event features (``__ev_*`` columns), and the ``as_of``."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from chatpersona.features.online import parse_ts
+
+    flat = _events_spark(session, events).persist()
+    if as_of is None:
+        last = flat.agg(F.max(_TS_US).alias("m")).collect()[0]["m"]
+        as_of = (
+            datetime.fromtimestamp(last / 1e6, tz=UTC).replace(microsecond=last % 1_000_000)
+            if last is not None
+            else datetime(2000, 1, 1, tzinfo=UTC)
+        )
+    as_of = parse_ts(as_of)
+    parts = max(session.sparkContext.defaultParallelism, flat.rdd.getNumPartitions())
+    schema = T.StructType(
+        [
+            T.StructField(f"{EV_PREFIX}user_id", T.StringType()),
+            *(T.StructField(EV_PREFIX + n, T.DoubleType()) for n in EVENT_FEATURES),
+        ]
+    )
+    per_user = flat.repartition(parts, "user_id").mapInArrow(
+        _event_features_fn(as_of.isoformat()), schema
+    )
+    key = F.col(f"`{id_col}`").cast("string")
+    joined = sdf.join(per_user, key == F.col(f"{EV_PREFIX}user_id"), "left").drop(
+        f"{EV_PREFIX}user_id"
+    )
+    flat.unpersist()
+    return joined, as_of
+
+
 def build_features_spark(
     users: Any,
     *,
+    events: Any = None,
     spec: FeatureSpec | None = None,
     id_column: str = "user_id",
     as_of: datetime | None = None,
@@ -289,6 +459,19 @@ def build_features_spark(
     """
     session = spark if spark is not None else get_spark(master)
     sdf = _to_spark(session, users)
+    id_col = spec.id_column if spec is not None else id_column
+    if spec is not None and spec.events and events is None:
+        raise DataError(
+            "the feature spec builds event features but no event log was given",
+            code="missing_events",
+        )
+    use_events = events is not None and (spec is None or bool(spec.events))
+    if use_events:
+        from pyspark.sql import functions as F
+
+        sdf = sdf.withColumn("__order", F.monotonically_increasing_id())
+        sdf, as_of = _join_event_features(session, sdf, id_col, events, as_of)
+        sdf = sdf.persist()
     n = sdf.count()
     if n == 0:
         raise DataError("no users to segment", code="empty_input")
@@ -298,16 +481,19 @@ def build_features_spark(
         part = sdf.sample(fraction=min(1.0, 1.2 * sample_rows / n), seed=seed).limit(sample_rows)
     sample = pl.from_arrow(part.toArrow())
     assert isinstance(sample, pl.DataFrame)
+    if use_events:  # back to the input order (the join shuffles), as on one machine
+        sample = sample.sort("__order").drop("__order")
     casts = _csv_casts(sample, users)
     sample = _apply_casts(sample, casts)
+    sample_users, sample_ev = _split_events(sample, id_col)
     excluded: dict[str, str] = {}
     if spec is None:
-        spec, excluded = FeatureSpec.infer(sample, id_column=id_column, outcomes=outcomes)
+        spec, excluded = FeatureSpec.infer(
+            sample_users, id_column=id_column, events=use_events, outcomes=outcomes
+        )
     elif outcomes is not None:
         spec = FeatureSpec(**{**spec.__dict__, "outcomes": tuple(outcomes)})
-    if spec.events:
-        spec = FeatureSpec(**{**spec.__dict__, "events": ()})
-    fitted = spec.fit(sample, None, as_of)
+    fitted = spec.fit(sample_users, None, as_of, event_features=sample_ev)
     from pyspark.sql import types as T
 
     names = fitted.feature_names_
@@ -318,6 +504,8 @@ def build_features_spark(
         ]
     )
     needed = [spec.id_column, *spec.columns]
+    if use_events:
+        needed += [EV_PREFIX + n for n in EVENT_FEATURES]
     feats = sdf.select(*[f"`{c}`" for c in needed]).mapInArrow(
         _features_fn(fitted.to_json(), fitted.as_of_.isoformat(), json.dumps(casts)), schema
     )
@@ -328,6 +516,7 @@ def build_features_spark(
 def run_segmentation_spark(
     users: Any,
     *,
+    events: Any = None,
     spec: FeatureSpec | None = None,
     id_column: str = "user_id",
     algo: str = "auto",
@@ -351,7 +540,10 @@ def run_segmentation_spark(
     ----------
     users : a path (CSV, Parquet, JSON Lines; cluster paths work), a Spark DataFrame or a
         Polars DataFrame.
-    algo : ``auto``, ``kmeans`` (Spark MLlib K-Means), ``hierarchical``, ``hdbscan`` or ``dbscan`` (driver sample, assigned at scale).
+    events : the event log (a JSON Lines, Parquet or CSV path, a Spark DataFrame or a Polars
+        DataFrame in the contract shape) for behavioral, contextual and feedback features.
+    algo : ``auto``, ``kmeans`` (Spark MLlib K-Means), ``bisecting`` (MLlib bisecting
+        K-Means), ``hierarchical``, ``hdbscan`` or ``dbscan`` (driver sample, assigned at scale).
     sample_rows : size of the driver sample (spec fit, k sweep, sample-fitted algorithms,
         descriptions).
     work_dir : where the model is staged for the executors (default: a temporary directory;
@@ -372,6 +564,7 @@ def run_segmentation_spark(
     say("features")
     feats, fitted, sample_users, excluded = build_features_spark(
         users,
+        events=events,
         spec=spec,
         id_column=id_column,
         as_of=as_of,
@@ -430,7 +623,10 @@ def _run(
     spec_used = fitted.spec
     pca_value = spec_used.pca if pca == "spec" else (None if pca in (None, 0) else pca)
     # driver sample of feature rows (the same users as the spec sample)
-    Xs = fitted.transform(sample_users, None, fitted.as_of_).select(names).to_numpy()
+    users_s, ev_s = _split_events(sample_users, spec_used.id_column)
+    Xs = (
+        fitted.transform(users_s, None, fitted.as_of_, event_features=ev_s).select(names).to_numpy()
+    )
     Xs = np.ascontiguousarray(Xs, dtype=np.float64)
     say("moments")
     shift = Xs.mean(axis=0).tolist()
@@ -479,19 +675,21 @@ def _run(
     fitted_segs: dict[str, BaseSegmenter] = {}
     chosen = algo
     if algo == "auto":
-        candidates = {name: make_segmenter(name, k=k, seed=seed) for name in SEGMENTERS}
+        candidates = {name: make_segmenter(name, k=k, seed=seed) for name in AUTO_CANDIDATES}
         rows, fitted_segs = compare_segmenters(Zs, candidates, seed=seed, progress=say)
         chosen = choose_algorithm(rows)
         seg = fitted_segs[chosen]
         metrics = next(r for r in rows if r["algorithm"] == chosen)
     t0 = time.perf_counter()
-    if chosen == "kmeans":
-        seg = _mllib_kmeans(session, feats, names, pre, Zs, k, seed)
+    if chosen in ("kmeans", "bisecting"):
+        seg = _mllib_kmeans(
+            session, feats, names, pre, Zs, k, seed, bisecting=chosen == "bisecting"
+        )
     elif algo != "auto":
         seg = make_segmenter(algo, k=k, seed=seed)
         seg.fit(Zs)
     fit_time = time.perf_counter() - t0
-    if algo != "auto" or chosen == "kmeans":
+    if algo != "auto" or chosen in ("kmeans", "bisecting"):
         idx = seeded_sample(len(Zs), 3000, np.random.default_rng(seed))
         labels_s = seg.predict(Zs[idx])
         with small_threads(len(idx)):
@@ -591,7 +789,7 @@ def _run(
             "master": session.sparkContext.master,
             "sample_rows": len(Xs),
             "fit_on": "all rows (Spark MLlib)"
-            if chosen == "kmeans"
+            if chosen in ("kmeans", "bisecting")
             else f"driver sample of {len(Xs)} rows",
         },
     }
@@ -629,12 +827,15 @@ def _mllib_kmeans(
     Zs: np.ndarray,
     k: int | tuple[int, int] | None,
     seed: int,
+    *,
+    bisecting: bool = False,
 ) -> KMeansSegmenter:
-    """K-Means from Spark MLlib on the projected rows of all users,
-    wrapped as a fitted :class:`KMeansSegmenter` (``centroid`` rule)."""
+    """K-Means (or bisecting K-Means) from Spark MLlib on the projected rows of all users,
+    wrapped as a fitted :class:`KMeansSegmenter` (``centroid`` rule: the leaf centres)."""
     from pyspark.sql import functions as F
 
-    seg = KMeansSegmenter(k=k if isinstance(k, int) else None, seed=seed)
+    cls = BisectingKMeansSegmenter if bisecting else KMeansSegmenter
+    seg = cls(k=k if isinstance(k, int) else None, seed=seed)
     if isinstance(k, tuple):
         seg.k_min, seg.k_max = k
     seg._validate_params(len(Zs))
@@ -667,6 +868,9 @@ def _mllib_kmeans(
     from pyspark.mllib.clustering import KMeans as MLlibKMeans
     from pyspark.mllib.clustering import KMeansModel
 
+    if bisecting:
+        return _fit_bisecting(seg, data, Zs, seed)
+
     # Seeding: the one-machine k-means++ (n_init restarts) on the driver sample; Lloyd
     # iterations over every user: Spark MLlib.
     with small_threads(len(Zs)):
@@ -682,6 +886,31 @@ def _mllib_kmeans(
     )
     centers = np.array([np.asarray(c) for c in km.clusterCenters])
     seg.inertia_ = float(km.computeCost(rdd)) if len(centers) else float("nan")
+    seg.centers_ = np.ascontiguousarray(centers, dtype=np.float64)
+    seg.minibatch_ = False
+    seg.rule_ = "centroid"
+    seg.feature_names_in_ = [f"pc{j}" for j in range(Zs.shape[1])]
+    seg.n_features_in_ = Zs.shape[1]
+    seg.labels_ = seg._predict_array(Zs)
+    seg.n_segments_ = len(centers)
+    return seg
+
+
+def _fit_bisecting(seg: KMeansSegmenter, data: Any, Zs: np.ndarray, seed: int) -> KMeansSegmenter:
+    """MLlib's bisecting K-Means over every user's projected row.
+
+    MLlib starts each split at the parent centre ± 1e-4 x its norm: for PCA output, centred
+    at the origin, that is ~1e-20 and the root never splits (one segment for everything;
+    seen on Spark 4.x). The rows are therefore shifted by a constant vector for the fit and the
+    centres shifted back — K-Means is translation invariant, only that start is not.
+    """
+    from pyspark.mllib.clustering import BisectingKMeans as MLlibBisecting
+
+    shift = float(np.abs(Zs).max()) + 1.0 if Zs.size else 1.0
+    rdd = data.rdd.map(lambda r: np.asarray(r[0], dtype=np.float64) + shift)
+    model = MLlibBisecting.train(rdd, seg.k_, maxIterations=50, seed=seed)
+    centers = np.array([np.asarray(c) - shift for c in model.clusterCenters])
+    seg.inertia_ = float(model.computeCost(rdd))
     seg.centers_ = np.ascontiguousarray(centers, dtype=np.float64)
     seg.minibatch_ = False
     seg.rule_ = "centroid"

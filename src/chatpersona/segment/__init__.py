@@ -8,7 +8,7 @@ from chatpersona.segment.base import NOISE, UNSEGMENTED, BaseSegmenter, check_ma
 from chatpersona.segment.density import DBSCANSegmenter, HDBSCANSegmenter, knee_eps
 from chatpersona.segment.describe import describe_segments
 from chatpersona.segment.hierarchical import HierarchicalSegmenter
-from chatpersona.segment.kmeans import KMeansSegmenter
+from chatpersona.segment.kmeans import BisectingKMeansSegmenter, KMeansSegmenter
 from chatpersona.segment.model import Assignment, SegmentModel
 from chatpersona.segment.registry import ModelRegistry
 from chatpersona.segment.run import (
@@ -27,6 +27,7 @@ __all__ = [
     "UNSEGMENTED",
     "Assignment",
     "BaseSegmenter",
+    "BisectingKMeansSegmenter",
     "DBSCANSegmenter",
     "HDBSCANSegmenter",
     "HierarchicalSegmenter",

@@ -83,7 +83,41 @@ def test_sample_fitted_algorithm_assigned_at_scale(spark: Any, users: Any) -> No
 def test_bad_algo_is_a_parameter_error(spark: Any, users: Any) -> None:
     _df, path = users
     with pytest.raises(ParameterError, match="algo"):
-        run_segmentation_spark(path, algo="bisecting", spark=spark)
+        run_segmentation_spark(path, algo="spectral", spark=spark)
+
+
+def test_bisecting_kmeans_mllib(spark: Any, users: Any, tmp_path: Path) -> None:
+    """MLlib's bisecting K-Means over all users (PCA output is centred at the origin, where
+    MLlib's split start used to leave one cluster): k segments that agree with the
+    one-machine bisecting K-Means, exported as the same centroid artifact.
+
+    Four groups on the corners of a square: MLlib splits every leaf of a level at once (the
+    one-machine strategy splits the leaf of largest inertia), so both trees agree only where
+    the first split is 2 | 2; elsewhere the two algorithms legitimately differ."""
+    X, y = make_blobs(
+        800, centers=[[-6, -6, 0], [-6, 6, 0], [6, -6, 0], [6, 6, 0]], cluster_std=1.0,
+        random_state=5,
+    )  # fmt: skip
+    df = pl.DataFrame(
+        {"user_id": [f"u{i}" for i in range(len(X))], **{f"f{j}": X[:, j] for j in range(3)}}
+    )
+    path = tmp_path / "square.parquet"
+    df.write_parquet(path)
+    ref = run_segmentation(df, algo="bisecting", k=4, seed=0)
+    got = run_segmentation_spark(path, algo="bisecting", k=4, seed=0, spark=spark)
+    truth = pl.DataFrame({"user_id": df["user_id"], "segment": [str(v) for v in y]})
+    assert _ari(truth, got.assignments) >= 0.95
+    assert got.report["algorithm"] == ref.report["algorithm"] == "bisecting"
+    assert got.report["engine"]["fit_on"] == "all rows (Spark MLlib)"
+    assert got.assignments["segment"].n_unique() == 4
+    assert _ari(ref.assignments, got.assignments) >= 0.95
+    model = SegmentModel.load(got.write(tmp_path / "model"))
+    feats = ref.features
+    assert feats is not None
+    ordered = got.assignments.join(feats, on="user_id", how="left")
+    assert (
+        ordered["segment"].to_list() == model.predict(ordered.select(model.feature_names)).tolist()
+    )
 
 
 def test_segment_engine_spark_option(spark: Any, users: Any, tmp_path: Path) -> None:
@@ -108,3 +142,33 @@ def test_segment_engine_spark_option(spark: Any, users: Any, tmp_path: Path) -> 
     assert model.assign_one(
         dict(zip(model.feature_names, [0.0] * len(model.feature_names), strict=True))
     )
+
+
+def test_segment_engine_spark_with_events(spark: Any, tmp_path: Path) -> None:
+    """`--events` on the Spark engine: event features built per user partition; a spec that
+    needs events without an event log is refused with the one-machine error."""
+    from typer.testing import CliRunner
+
+    from chatpersona.clean.runner import clean_file, default_paths
+    from chatpersona.cli.main import app
+    from chatpersona.datagen import generate
+    from chatpersona.exceptions import DataError
+    from chatpersona.features import FeatureSpec
+
+    generate(400, 2, tmp_path / "gen", events_per_user=6)
+    users = tmp_path / "users.parquet"
+    clean_file(tmp_path / "gen" / "users.csv", default_paths(users))
+    events = tmp_path / "gen" / "events.jsonl"
+    out = tmp_path / "m"
+    res = CliRunner().invoke(
+        app,
+        ["segment", str(users), "-o", str(out), "--events", str(events), "--algo", "kmeans",
+         "--k", "3", "--engine", "spark", "--spark-master", "local[2]"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    model = SegmentModel.load(out)
+    assert "csat_mean" in model.feature_names and "contacts_30d" in model.feature_names
+    assert pl.read_csv(out / "assignments.csv").height == pl.read_parquet(users).height
+    spec = FeatureSpec.infer(pl.read_parquet(users), events=True)[0]
+    with pytest.raises(DataError, match="no event log"):
+        run_segmentation_spark(users, spec=spec, algo="kmeans", k=3, spark=spark)
