@@ -2,7 +2,8 @@
 
 1. Large: N users x F features (default 1,000,000 x 20): scaling + PCA (0.9), K-Means
    sweep k = 2..12 (fits on a seeded 100,000-row subsample, silhouette on a seeded
-   2,000-row sample), final MiniBatchKMeans fit on all rows and labels for all rows.
+   2,000-row sample), final fit (k-means++ on a 100,000-row sample, Lloyd over all rows)
+   and labels for all rows.
    Target: under 20 s on 2 cores.
 2. Baseline at M users (default 50,000), same run: the naive approach (K-Means on all rows
    for each k and the exact silhouette on all rows) against ours; speed ratio and whether

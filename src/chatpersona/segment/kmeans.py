@@ -1,8 +1,10 @@
 """K-Means with an automatic k: sweep, score on a seeded sample, choose by the k rule.
 
-For large inputs the sweep runs on a seeded subsample (``sweep_rows``) and the final fit
-uses :class:`~sklearn.cluster.MiniBatchKMeans` on all rows (above ``minibatch_rows``).
-Assignment: nearest centroid.
+For large inputs the sweep runs on a seeded subsample (``sweep_rows``). Above
+``minibatch_rows`` rows the final fit seeds on a seeded sample of that many rows (k-means++,
+``n_init`` restarts) and then runs Lloyd iterations over *all* rows from those centres — the
+same algorithm as the Spark engine (driver-sample seeding, MLlib Lloyd over every user), so
+both engines converge to the same centres. Assignment: nearest centroid.
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ class KMeansSegmenter(BaseSegmenter):
     sweep_rows : int
         Largest number of rows the sweep fits on (a seeded subsample beyond it).
     minibatch_rows : int
-        Above this many rows the final fit is MiniBatchKMeans.
+        Above this many rows the final fit seeds on a sample of this size and refines over
+        all rows (Lloyd), as on Spark.
     seed : int
         The only source of randomness.
 
@@ -140,10 +143,19 @@ class KMeansSegmenter(BaseSegmenter):
     def _fit(self, X: np.ndarray, rng: np.random.Generator) -> None:
         self._choose_k(X, rng)
         seed = int(self.seed)
-        km = _kmeans(self.k_, len(X), seed, self.n_init, self.minibatch_rows).fit(X)
+        if len(X) > self.minibatch_rows:
+            # seed on a sample, refine over every row (what the Spark engine does)
+            idx = seeded_sample(len(X), self.minibatch_rows, rng)
+            init = KMeans(n_clusters=self.k_, random_state=seed, n_init=self.n_init).fit(X[idx])
+            km = KMeans(
+                n_clusters=self.k_, init=init.cluster_centers_, n_init=1, max_iter=100, tol=1e-6
+            ).fit(X)
+        else:
+            km = KMeans(n_clusters=self.k_, random_state=seed, n_init=self.n_init).fit(X)
         self.centers_ = np.ascontiguousarray(km.cluster_centers_)
         self.inertia_ = float(km.inertia_)
-        self.minibatch_ = len(X) > self.minibatch_rows
+        self.minibatch_ = False
+        self.sampled_seed_ = len(X) > self.minibatch_rows
         self.rule_ = "centroid"
 
     def _choose_k(self, X: np.ndarray, rng: np.random.Generator) -> None:
@@ -174,6 +186,7 @@ class KMeansSegmenter(BaseSegmenter):
             "k": int(self.k_),
             "sweep": self.scores_,
             "minibatch": bool(self.minibatch_),
+            "seeded_on_sample": bool(getattr(self, "sampled_seed_", False)),
             "k_rule": "silhouette within 0.02 of the best, then best mean rank of DB and CH, then silhouette",
         }
 
