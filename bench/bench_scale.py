@@ -147,7 +147,9 @@ def main() -> None:
             work = Path(tmp) / str(n)
             row: dict[str, object] = {"rows": n, "generate_s": gen_s}
             for engine in ("polars", "spark"):
+                load_before = os.getloadavg()[0]
                 row[engine] = _run(engine, src, work / engine, args.master)
+                row[engine]["loadavg_1m_before_after"] = [load_before, os.getloadavg()[0]]  # type: ignore[index]
                 print(json.dumps({"rows": n, engine: row[engine]}), flush=True)
             if "error" not in row["polars"] and "error" not in row["spark"]:  # type: ignore[operator]
                 row["identical_cleaned_table"] = _same_clean(work)
@@ -156,6 +158,11 @@ def main() -> None:
                 row["spark_over_polars_time"] = s["wall_s"] / p["wall_s"]  # type: ignore[index]
             runs.append(row)
             src.unlink()
+            _write(args, runs)  # after every size: a long run keeps what it measured
+    _write(args, runs)
+
+
+def _write(args: argparse.Namespace, runs: list[dict[str, object]]) -> None:
     result = {
         "benchmark": "scale",
         "command": "bench/bench_scale.py --sizes " + " ".join(map(str, args.sizes)),
@@ -163,14 +170,14 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
-            "note": "2 cores shared with other work during the session",
+            "note": "2 cores; see loadavg_1m_before_after per engine run",
         },
         "master": args.master,
         "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2), flush=True)
 
 
 if __name__ == "__main__":
