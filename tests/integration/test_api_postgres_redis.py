@@ -64,6 +64,7 @@ def test_read_through_cache_and_erasure(
     assert client.delete("/api/user/u1/profile", headers=h).json()["erased"] == {
         "profile": 1,
         "chat": 0,
+        "event_log": 0,
     }
     assert _cached_keys(redis_url, redis_prefix) == []
     assert client.get("/api/user/u1/profile", headers=h).status_code == 404

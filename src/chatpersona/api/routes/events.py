@@ -160,3 +160,8 @@ def setup(app: FastAPI, settings: Settings) -> None:
     services = app.state.services
     if services.get("transport") is None and services.get("pipeline") is None and settings.bus_url:
         services["transport"] = open_transport(settings.bus_url)
+    if services.get("transport") is not None and "event_log" not in services:
+        # erasure / export reach the user's events not yet consumed and their dead letters
+        from chatpersona.stream.erasure import TransportEraser
+
+        services["event_log"] = TransportEraser(services["transport"])
