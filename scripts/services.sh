@@ -14,6 +14,8 @@ if ! up 5432; then
   echo "services: starting PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
 fi
+# A three-primary Redis Cluster on 7301-7303 for the redis+cluster:// state store's tests.
+bash "$(dirname "$0")/redis-cluster.sh" || echo "services: the local Redis Cluster did not start" >&2
 for i in $(seq 1 30); do
   if up 6379 && up 5432; then exit 0; fi
   sleep 1

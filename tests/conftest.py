@@ -73,6 +73,45 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     client.close()
 
 
+REDIS_CLUSTER_PORTS = (7301, 7302, 7303)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_nodes() -> str:
+    """``host:port,...`` of a local three-primary Redis Cluster (started by
+    ``scripts/redis-cluster.sh``, run here when the nodes are down — under a lock, since
+    pytest-xdist workers may ask at once)."""
+    import fcntl
+    import subprocess
+
+    if not all(_reachable(REDIS_HOST, p) for p in REDIS_CLUSTER_PORTS):
+        with open("/tmp/chatpersona-redis-cluster.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            subprocess.run(
+                ["bash", str(ROOT / "scripts" / "redis-cluster.sh")],
+                check=False,
+                capture_output=True,
+                timeout=120,
+            )
+    for port in REDIS_CLUSTER_PORTS:
+        require_server("Redis Cluster node", REDIS_HOST, port)
+    return ",".join(f"{REDIS_HOST}:{p}" for p in REDIS_CLUSTER_PORTS)
+
+
+@pytest.fixture
+def redis_cluster_prefix(redis_cluster_nodes: str) -> Iterator[str]:
+    """A unique key prefix on the cluster; every key under it is deleted afterwards."""
+    import redis
+
+    prefix = f"cptest:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    for port in REDIS_CLUSTER_PORTS:
+        client = redis.Redis(host=REDIS_HOST, port=port)
+        for key in list(client.scan_iter(match=prefix + "*", count=1000)):
+            client.delete(key)
+        client.close()
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test, dropped afterwards."""

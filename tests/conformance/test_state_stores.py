@@ -1,4 +1,5 @@
-"""One suite over every real-time state store: memory:// and redis:// (real server)."""
+"""One suite over every real-time state store: memory://, redis:// (real server) and
+redis+cluster:// (a real three-primary Redis Cluster)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -43,8 +44,13 @@ def make(
                 clock.now += s
 
         else:
-            url = request.getfixturevalue("redis_url")
-            prefix = request.getfixturevalue("redis_prefix")
+            if kind == "cluster":
+                nodes = request.getfixturevalue("redis_cluster_nodes")
+                url = f"redis+cluster://{nodes}"
+                prefix = request.getfixturevalue("redis_cluster_prefix")
+            else:
+                url = request.getfixturevalue("redis_url")
+                prefix = request.getfixturevalue("redis_prefix")
             store = open_state(f"{url}?prefix={prefix}&ttl={ttl}&dedupe_ttl={dedupe_ttl}")
 
             def advance(s: float) -> None:
@@ -59,7 +65,7 @@ def make(
 
 
 def test_both_schemes_are_registered() -> None:
-    assert {"memory", "redis"} <= set(state_schemes())
+    assert {"memory", "redis", "redis+cluster"} <= set(state_schemes())
     with pytest.raises(UnknownBackendError, match="state store"):
         open_state("etcd://x")
 
@@ -117,4 +123,44 @@ def test_every_redis_key_has_a_ttl(redis_url: str, redis_prefix: str) -> None:
         pipe.ttl(k)
     ttls = pipe.execute()
     assert all(t > 0 for t in ttls), [k for k, t in zip(keys, ttls, strict=True) if t <= 0]
+    store.close()
+
+
+@pytest.mark.integration
+def test_cluster_keys_share_their_users_slot_and_have_a_ttl(
+    redis_cluster_nodes: str, redis_cluster_prefix: str
+) -> None:
+    """On Redis Cluster a user's state, its fence and its events' markers hash to one slot
+    (so the per-user commit is one atomic script), the users spread over the nodes, and
+    every key has a TTL."""
+    import redis
+    from redis.cluster import RedisCluster
+
+    from chatpersona.stream.state_cluster import RedisClusterStateStore
+
+    store = open_state(f"redis+cluster://{redis_cluster_nodes}?prefix={redis_cluster_prefix}")
+    assert isinstance(store, RedisClusterStateStore)
+    users = [f"t:u{i}" for i in range(40)]
+    docs = {u: {"n": i} for i, u in enumerate(users)} | {f"fb!{u}": {} for u in users[:5]}
+    ids = [f"t:e{i}" for i in range(120)]
+    owners = [users[i % 40] for i in range(120)]
+    store.commit_owned(docs, ids, owners)
+    assert store.seen_owned([*ids, "t:nope"], [*owners, "t:u0"]) == set(ids)
+    assert store.load(users[:3]) == {u: {"n": i} for i, u in enumerate(users[:3])}
+    cluster = RedisCluster.from_url("redis://" + redis_cluster_nodes.split(",")[0])
+    by_node: dict[int, int] = {}
+    slots: dict[str, set[int]] = {}
+    for port in (7301, 7302, 7303):
+        client = redis.Redis(host="127.0.0.1", port=port)
+        keys = list(client.scan_iter(match=redis_cluster_prefix + "*", count=1000))
+        by_node[port] = len(keys)
+        for k in keys:
+            assert client.ttl(k) > 0, k
+            tag = k.decode().split("{", 1)[1].split("}", 1)[0]
+            slots.setdefault(tag, set()).add(cluster.keyslot(k))
+        client.close()
+    assert sum(by_node.values()) == 40 + 5 + 120
+    assert all(n > 0 for n in by_node.values())  # the users spread over the primaries
+    assert all(len(s) == 1 for s in slots.values())  # one slot per user
+    cluster.close()
     store.close()

@@ -242,7 +242,16 @@ class Dedupe(Step):
     def run(self, batch: Batch, ctx: StepContext) -> None:
         live = batch.live()
         ids = [f"{i.event.tenant}:{i.event.event_id}" for i in live if i.event]
-        seen = ctx.state.seen(list(dict.fromkeys(ids)))
+        owned = getattr(ctx.state, "seen_owned", None)
+        if owned is not None:  # Redis Cluster: a marker lives in its user's hash slot
+            owner = {
+                f"{i.event.tenant}:{i.event.event_id}": user_key(i.event.tenant, i.event.user_id)
+                for i in live
+                if i.event
+            }
+            seen = owned(list(owner), list(owner.values()))
+        else:
+            seen = ctx.state.seen(list(dict.fromkeys(ids)))
         for item, eid in zip(live, ids, strict=True):
             ev = item.event
             assert ev is not None
@@ -521,14 +530,19 @@ class Commit(Step):
     name = "commit"
 
     def run(self, batch: Batch, ctx: StepContext) -> None:
-        ids = [
-            f"{i.event.tenant}:{i.event.event_id}"
+        done = [
+            i.event
             for i in batch.items
             if i.result is not None and i.result.status == "processed" and i.event
         ]
+        ids = [f"{e.tenant}:{e.event_id}" for e in done]
         docs: dict[str, dict[str, Any]] = {k: batch.states[k] for k in batch.touched}
         docs.update({FENCE + k: {} for k in batch.fences})  # the CSATs are now accounted for
-        ctx.state.commit(docs, ids)
+        owned = getattr(ctx.state, "commit_owned", None)
+        if owned is not None:  # Redis Cluster: one atomic commit per user
+            owned(docs, ids, [user_key(e.tenant, e.user_id) for e in done])
+        else:
+            ctx.state.commit(docs, ids)
 
 
 class Metrics(Step):

@@ -29,6 +29,7 @@ from chatpersona.stream.state import (
     register_state,
     state_schemes,
 )
+from chatpersona.stream.state_cluster import RedisClusterStateStore
 from chatpersona.stream.windows import (
     WindowConfig,
     apply_event,
@@ -48,6 +49,7 @@ __all__ = [
     "EventRejected",
     "MemoryStateStore",
     "MemoryTransport",
+    "RedisClusterStateStore",
     "RedisStateStore",
     "StateStore",
     "Transport",
