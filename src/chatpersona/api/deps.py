@@ -25,7 +25,8 @@ from chatpersona.api.errors import ApiError
 from chatpersona.api.limits import TokenBucketLimiter
 from chatpersona.api.security import KeyAuthenticator, Principal
 from chatpersona.config import Settings
-from chatpersona.profiles.base import ProfileStore
+from chatpersona.profiles.base import AsyncReads, ProfileStore
+from chatpersona.profiles.schema import Profile
 
 T = TypeVar("T")
 
@@ -45,6 +46,7 @@ __all__ = [
     "get_store",
     "require_scope",
     "run_store",
+    "store_get",
 ]
 
 
@@ -85,6 +87,23 @@ async def run_store(
     if getattr(store, "scheme", None) in inline:
         return fn(*args, **kwargs)
     return await run_in_threadpool(fn, *args, **kwargs)
+
+
+_ASYNC_READERS: dict[type, bool] = {}
+
+
+async def store_get(store: ProfileStore, tenant: str, user_id: str) -> Profile | None:
+    """``store.get(tenant, user_id)`` without a thread hop when the store reads
+    asynchronously on this event loop (:class:`~chatpersona.profiles.base.AsyncReads`,
+    opened by the app's lifespan: PostgreSQL, the Redis cache), else via :func:`run_store`."""
+    kind = type(store)
+    is_async = _ASYNC_READERS.get(kind)
+    if is_async is None:
+        is_async = _ASYNC_READERS[kind] = isinstance(store, AsyncReads)
+    if is_async and store.async_ready():  # type: ignore[attr-defined]
+        profile: Profile | None = await store.aget(tenant, user_id)  # type: ignore[attr-defined]
+        return profile
+    return await run_store(store, store.get, tenant, user_id)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -27,6 +27,7 @@ from chatpersona.api.deps import (
     ServicesDep,
     StoreDep,
     run_store,
+    store_get,
 )
 from chatpersona.api.errors import (
     BODY_RESPONSES,
@@ -68,7 +69,7 @@ UserIdPath = Annotated[
 )
 async def read_profile(user_id: UserIdPath, store: StoreDep, principal: ProfileReaderDep) -> Any:
     """The profile of ``user_id`` (scope ``profile:read``)."""
-    profile = await run_store(store, store.get, principal.tenant, user_id)
+    profile = await store_get(store, principal.tenant, user_id)
     if profile is None:
         raise not_found()
     return _profile_response(profile)
@@ -127,7 +128,7 @@ async def export_user(
 ) -> Any:
     """The profile plus the user's data in every optional component that implements
     ``export_user(tenant, user_id)``, as JSON (scope ``profile:read``)."""
-    profile = await run_store(store, store.get, principal.tenant, user_id)
+    profile = await store_get(store, principal.tenant, user_id)
     extra: dict[str, Any] = {}
     for name, service in sorted(services.items()):
         hook = getattr(service, "export_user", None)
