@@ -28,7 +28,7 @@ from chatpersona.api.routes import admin, health, profiles, segments
 from chatpersona.api.security import KeyAuthenticator, find_key_store
 from chatpersona.config import Settings
 from chatpersona.exceptions import BackendError
-from chatpersona.profiles.base import AsyncReads, ProfileStore, open_store
+from chatpersona.profiles.base import AsyncStore, ProfileStore, open_store
 
 __all__ = ["OPTIONAL_ROUTERS", "create_app", "open_configured_store"]
 
@@ -113,7 +113,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Network stores read on this event loop (no thread hop per GET) once their
         # async clients are open; if that fails, reads keep using the thread pool.
-        async_store = the_store if isinstance(the_store, AsyncReads) else None
+        async_store = the_store if isinstance(the_store, AsyncStore) else None
         if async_store is not None:
             try:
                 await async_store.open_async()

@@ -178,7 +178,8 @@ class PipelinedRedis:
             async with asyncio.timeout(self.timeout):
                 return await waiter
         except TimeoutError:
-            proto.abort(TimeoutError("Redis did not answer in time"))
+            # Later replies would be out of step: drop the connection and its callers.
+            proto.abort(ConnectionError("Redis connection closed after a reply timed out"))
             raise
 
     async def evalsha(self, sha: str, script: str, keys: list[str], args: list[Arg]) -> Any:

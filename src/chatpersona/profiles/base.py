@@ -17,7 +17,7 @@ from chatpersona.exceptions import UnknownBackendError
 from chatpersona.profiles.schema import Profile, ProfilePatch
 
 __all__ = [
-    "AsyncReads",
+    "AsyncStore",
     "Page",
     "ProfileStore",
     "open_store",
@@ -97,14 +97,14 @@ class ProfileStore(ABC):
 
 
 @runtime_checkable
-class AsyncReads(Protocol):
-    """Capability of a network store that can read on an asyncio event loop without a
-    worker thread (PostgreSQL, the Redis cache).
+class AsyncStore(Protocol):
+    """Capability of a network store that reads and merges on an asyncio event loop
+    without a worker thread (PostgreSQL, the Redis cache).
 
     Async clients belong to one event loop: :meth:`open_async` binds them to the running
     loop (the API calls it at startup, in its lifespan) and :meth:`close_async` releases
-    them. :meth:`aget` answers exactly like ``get``; on a loop it was not opened for it
-    runs ``get`` in a worker thread instead.
+    them. :meth:`aget` and :meth:`amerge` answer exactly like ``get`` and ``merge``; on a
+    loop they were not opened for they run those in a worker thread instead.
     """
 
     async def open_async(self) -> None:
@@ -121,6 +121,10 @@ class AsyncReads(Protocol):
 
     async def aget(self, tenant: str, user_id: str) -> Profile | None:
         """Like ``get``, without blocking the event loop."""
+        ...
+
+    async def amerge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:
+        """Like ``merge``, without blocking the event loop."""
         ...
 
 

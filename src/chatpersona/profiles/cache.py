@@ -10,7 +10,7 @@ gone), and an erased profile cannot be resurrected by a racing read. Every key h
 and lives under ``prefix``. Redis being down makes reads fall back to the inner store; a
 write whose invalidation fails raises :class:`BackendError` (the write itself landed).
 
-Reads can also run on an asyncio event loop (:class:`~chatpersona.profiles.base.AsyncReads`):
+Reads can also run on an asyncio event loop (:class:`~chatpersona.profiles.base.AsyncStore`):
 one pipelined Redis connection per loop (:mod:`chatpersona.profiles._resp`) and the inner
 store's own async reads when it has them (PostgreSQL).
 """
@@ -29,7 +29,7 @@ from urllib.parse import quote
 from chatpersona.exceptions import BackendError, ParameterError
 from chatpersona.profiles._common import check_ids, redact_url
 from chatpersona.profiles._resp import PipelinedRedis
-from chatpersona.profiles.base import AsyncReads, Page, ProfileStore, chunked
+from chatpersona.profiles.base import AsyncStore, Page, ProfileStore, chunked
 from chatpersona.profiles.keys import ApiKey, KeyStore
 from chatpersona.profiles.schema import Profile, ProfilePatch
 
@@ -109,7 +109,7 @@ class CachedStore(ProfileStore):
         self._fill = self._redis.register_script(_FILL)
         # Async reads: one pipelined Redis connection per event loop (see open_async).
         self._aredis: dict[asyncio.AbstractEventLoop, PipelinedRedis] = {}
-        self._inner_async = isinstance(inner, AsyncReads)
+        self._inner_async = isinstance(inner, AsyncStore)
         self.hits = 0
         self.misses = 0
         # After a failed read, reads skip Redis for this long (a dead or black-holed
@@ -138,13 +138,16 @@ class CachedStore(ProfileStore):
         try:
             self._redis.delete(self.key(tenant, user_id), self.lease_key(tenant, user_id))
         except Exception as exc:  # redis.RedisError and socket errors
-            raise BackendError(
-                f"Profile {user_id!r} was written but its cached copy in Redis at "
-                f"{self._where} could not be invalidated ({type(exc).__name__}); it may be "
-                f"stale for up to {self.ttl_seconds}s.",
-                code="cache_invalidation_failed",
-                user_id=user_id,
-            ) from exc
+            raise self._invalidation_failed(user_id, exc) from exc
+
+    def _invalidation_failed(self, user_id: str, exc: BaseException) -> BackendError:
+        return BackendError(
+            f"Profile {user_id!r} was written but its cached copy in Redis at "
+            f"{self._where} could not be invalidated ({type(exc).__name__}); it may be "
+            f"stale for up to {self.ttl_seconds}s.",
+            code="cache_invalidation_failed",
+            user_id=user_id,
+        )
 
     # -- ProfileStore -------------------------------------------------------------------
     def get(self, tenant: str, user_id: str) -> Profile | None:
@@ -180,11 +183,11 @@ class CachedStore(ProfileStore):
         )
         self._skip_until = time.monotonic() + self.retry_after_s
 
-    # -- async reads (AsyncReads) -------------------------------------------------------
+    # -- async access (AsyncStore) ---------------------------------------------------------------
     async def open_async(self) -> None:
         """A pipelined Redis connection for the running loop (and the inner store's async
         side, if it has one). With a ``rediss://`` cache, reads stay on the thread pool."""
-        if isinstance(self.inner, AsyncReads):
+        if isinstance(self.inner, AsyncStore):
             await self.inner.open_async()
         loop = asyncio.get_running_loop()
         if loop not in self._aredis and PipelinedRedis.supports(self.redis_url):
@@ -194,7 +197,7 @@ class CachedStore(ProfileStore):
         client = self._aredis.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
-        if isinstance(self.inner, AsyncReads):
+        if isinstance(self.inner, AsyncStore):
             await self.inner.close_async()
 
     def async_ready(self) -> bool:
@@ -241,6 +244,23 @@ class CachedStore(ProfileStore):
                 )
             except Exception as exc:
                 log.warning("profile cache fill failed (%s)", type(exc).__name__)
+        return profile
+
+    async def amerge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:
+        """Like :meth:`merge`, on the event loop: the inner store's merge, then the cached
+        copy and any fill lease deleted in one round trip."""
+        check_ids(tenant, user_id)
+        client = self._aredis.get(asyncio.get_running_loop())
+        if client is None:
+            return await asyncio.to_thread(self.merge, tenant, user_id, patch)
+        if self._inner_async:
+            profile: Profile = await self.inner.amerge(tenant, user_id, patch)  # type: ignore[attr-defined]
+        else:
+            profile = await asyncio.to_thread(self.inner.merge, tenant, user_id, patch)
+        try:
+            await client.execute("DEL", self.key(tenant, user_id), self.lease_key(tenant, user_id))
+        except Exception as exc:  # error replies, timeouts, connection errors
+            raise self._invalidation_failed(user_id, exc) from exc
         return profile
 
     def merge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:

@@ -28,6 +28,7 @@ from chatpersona.api.deps import (
     StoreDep,
     run_store,
     store_get,
+    store_merge,
 )
 from chatpersona.api.errors import (
     BODY_RESPONSES,
@@ -90,7 +91,7 @@ async def update_profile(
     is appended without duplicates, most recent first. Unknown fields are rejected (422).
     """
     patch = body.to_patch()
-    profile = await run_store(store, store.merge, principal.tenant, user_id, patch, write=True)
+    profile = await store_merge(store, principal.tenant, user_id, patch)
     return _profile_response(profile)
 
 
