@@ -111,14 +111,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Network stores read on this event loop (no thread hop per GET) once their
-        # async clients are open; if that fails, reads keep using the thread pool.
+        # Network stores read and merge on this event loop (no thread hop per request)
+        # once their async clients are open; if that fails, they keep using threads.
         async_store = the_store if isinstance(the_store, AsyncStore) else None
         if async_store is not None:
             try:
                 await async_store.open_async()
             except BackendError as exc:
-                log.warning("async profile reads unavailable, using threads (%s)", exc.code)
+                log.warning("async profile store access unavailable, using threads (%s)", exc.code)
         try:
             yield
         finally:

@@ -10,9 +10,9 @@ gone), and an erased profile cannot be resurrected by a racing read. Every key h
 and lives under ``prefix``. Redis being down makes reads fall back to the inner store; a
 write whose invalidation fails raises :class:`BackendError` (the write itself landed).
 
-Reads can also run on an asyncio event loop (:class:`~chatpersona.profiles.base.AsyncStore`):
-one pipelined Redis connection per loop (:mod:`chatpersona.profiles._resp`) and the inner
-store's own async reads when it has them (PostgreSQL).
+Reads and merges can also run on an asyncio event loop
+(:class:`~chatpersona.profiles.base.AsyncStore`): one pipelined Redis connection per loop (:mod:`chatpersona.profiles._resp`) and the inner
+store's own async access when it has it (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ class CachedStore(ProfileStore):
         )
         self._skip_until = time.monotonic() + self.retry_after_s
 
-    # -- async access (AsyncStore) ---------------------------------------------------------------
+    # -- async access (AsyncStore) ------------------------------------------------------
     async def open_async(self) -> None:
         """A pipelined Redis connection for the running loop (and the inner store's async
         side, if it has one). With a ``rediss://`` cache, reads stay on the thread pool."""

@@ -174,7 +174,7 @@ class PostgresStore(ProfileStore):
     def close(self) -> None:
         self._pool.close()
 
-    # -- async access (AsyncStore) ------------------------------------------------------------------
+    # -- async access (AsyncStore) ------------------------------------------------------
     async def open_async(self) -> None:
         """Open an :class:`psycopg_pool.AsyncConnectionPool` for the running loop."""
         from psycopg_pool import AsyncConnectionPool, PoolTimeout
