@@ -7,10 +7,13 @@ Erasure and export also reach optional components in ``app.state.services``: any
 with ``delete_user(tenant, user_id)`` is called by ``DELETE`` and any service with
 ``export_user(tenant, user_id)`` contributes to the export.
 
-The endpoints are ``async`` and reach the store through :func:`~chatpersona.api.deps.run_store`:
-inline for local reads (memory, SQLite: a thread hop costs more than the call), in the
-thread pool for SQLite writes (they may wait for the file lock) and for network stores
-(PostgreSQL, the Redis cache), so that waits overlap. Service hooks (erasure, export) always run in the thread pool.
+The endpoints are ``async``. Reads and merges go through
+:func:`~chatpersona.api.deps.store_get` / :func:`~chatpersona.api.deps.store_merge`: on
+the event loop itself for stores with async access (PostgreSQL, the Redis cache), else
+like every other store call through :func:`~chatpersona.api.deps.run_store` — inline for
+local reads (memory, SQLite: a thread hop costs more than the call), in the thread pool
+for SQLite writes (they may wait for the file lock) and for network stores, so that waits
+overlap. Service hooks (erasure, export) always run in the thread pool.
 """
 
 from __future__ import annotations
