@@ -6,6 +6,7 @@ Redis-cached variants of SQLite and PostgreSQL. A new backend proves itself by p
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from chatpersona.profiles import (
     SegmentRef,
     open_store,
 )
+from chatpersona.profiles.base import AsyncStore
 
 TIMES = {"created_at", "updated_at"}
 KINDS = ["memory", "sqlite", "postgresql", "sqlite+redis", "postgresql+redis"]
@@ -239,3 +241,49 @@ def test_api_keys_validate_input(store: ProfileStore) -> None:
         store.create_key("acme", [])
     with pytest.raises(ValidationError):
         store.create_key("acme", ["Profile Read"])
+
+
+def test_async_access_answers_like_the_sync_calls(store: ProfileStore) -> None:
+    """Stores with the AsyncStore capability (PostgreSQL, the Redis cache) read and merge
+    on an event loop with the same results, and a sync read sees an async write."""
+    if not isinstance(store, AsyncStore):
+        assert store.scheme in ("memory", "sqlite")  # the local stores stay sync
+        return
+
+    async def main() -> None:
+        assert not store.async_ready()
+        await store.open_async()
+        try:
+            assert store.async_ready()
+            assert await store.aget("t1", "u1") is None
+            first = await store.amerge("t1", "u1", ProfilePatch(preferences={"a": 1}))
+            assert first.version == 1 and await store.aget("t1", "u1") == first
+            assert store.get("t1", "u1") == first  # warms a cache, if any
+            second = await store.amerge(
+                "t1", "u1", ProfilePatch(preferences={"a": 2}, interaction_history=["c1"])
+            )
+            assert second.version == 2 and second.created_at == first.created_at
+            assert await store.aget("t1", "u1") == second == store.get("t1", "u1")
+            store.merge("t1", "u1", ProfilePatch(preferences={"a": 3}))  # a sync write
+            got = await store.aget("t1", "u1")
+            assert got is not None and (got.version, got.preferences) == (3, {"a": 3})
+            assert await store.aget("t2", "u1") is None  # tenants stay apart
+            with pytest.raises(ValidationError):
+                await store.aget("t1", "")
+        finally:
+            await store.close_async()
+        assert not store.async_ready()
+
+    asyncio.run(main())
+
+
+def test_async_calls_on_a_loop_not_opened_use_threads(store: ProfileStore) -> None:
+    if not isinstance(store, AsyncStore):
+        return
+
+    async def main() -> None:
+        merged = await store.amerge("t1", "u1", ProfilePatch(interaction_history=["x"]))
+        assert await store.aget("t1", "u1") == merged
+
+    asyncio.run(main())
+    assert store.get("t1", "u1") is not None

@@ -119,3 +119,36 @@ def test_fifty_concurrent_posts_to_one_user_all_land(
     page = cached_store.scan("acme")
     assert [p.user_id for p in page.items] == ["hot"]
     assert cached_store.get("acme", "hot") == cached_store.get("acme", "hot")
+
+
+def test_profile_reads_and_writes_run_on_the_event_loop(
+    client: TestClient, cached_store: ProfileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the app's lifespan running, GET and POST /profile use the store's async access
+    (no worker thread): the sync get/merge are never called."""
+    h = _headers(cached_store, "acme", "profile:read", "profile:write")
+
+    def sync_call(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the sync store call was used")
+
+    monkeypatch.setattr(cached_store, "get", sync_call)
+    monkeypatch.setattr(cached_store, "merge", sync_call)
+    body = {"preferences": {"language": "en"}, "interaction_history": ["chat_1"]}
+    written = client.post("/api/user/u1/profile", json=body, headers=h)
+    assert written.status_code == 200 and written.json()["version"] == 1
+    assert client.get("/api/user/u1/profile", headers=h).json() == written.json()  # miss
+    assert client.get("/api/user/u1/profile", headers=h).json() == written.json()  # hit
+    again = client.post("/api/user/u1/profile", json={"preferences": {"x": 1}}, headers=h)
+    assert again.json()["version"] == 2
+    assert client.get("/api/user/u1/profile", headers=h).json() == again.json()  # invalidated
+    assert client.get("/api/user/nobody/profile", headers=h).status_code == 404
+
+
+def test_without_the_lifespan_the_api_uses_threads(cached_store: ProfileStore) -> None:
+    app = create_app(Settings(rate_limit_per_minute=0), store=cached_store)
+    h = _headers(cached_store, "acme", "profile:read", "profile:write")
+    c = TestClient(app)  # no `with`: no lifespan, so no async clients are opened
+    assert (
+        c.post("/api/user/u1/profile", json={"preferences": {"a": 1}}, headers=h).status_code == 200
+    )
+    assert c.get("/api/user/u1/profile", headers=h).json()["preferences"] == {"a": 1}

@@ -6,6 +6,7 @@ the same moment (a barrier releases them together); afterwards nothing may be lo
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from chatpersona.profiles import Profile, ProfilePatch, ProfileStore, open_store
+from chatpersona.profiles.base import AsyncStore
 from chatpersona.profiles.cache import CachedStore
 
 N = 50
@@ -146,3 +148,39 @@ def test_concurrent_bulk_merges_and_single_merges_all_land(
         p = store.get("acme", u)
         assert p is not None
         assert p.interaction_count == 8 and p.version == 8, (u, p.interaction_history)
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "postgresql+redis"])
+def test_concurrent_async_and_thread_merges_to_one_user_all_land(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    # 40 merges on the event loop (the API's path: optimistic, falling back to the
+    # locking merge when they collide) race 10 thread merges on the same new user.
+    options: dict[str, object] = {}
+    if kind.endswith("+redis"):
+        options = {
+            "cache_url": request.getfixturevalue("redis_url"),
+            "cache_prefix": request.getfixturevalue("redis_prefix"),
+        }
+    store = open_store(str(request.getfixturevalue("postgres_url")), **options)
+    assert isinstance(store, AsyncStore)
+
+    def patch(i: int) -> ProfilePatch:
+        return ProfilePatch(interaction_history=[f"chat_{i}"], preferences={f"pref_{i}": i})
+
+    async def main() -> list[Profile]:
+        await store.open_async()
+        try:
+            threads = [
+                asyncio.to_thread(store.merge, "acme", "user-1", patch(i)) for i in range(40, N)
+            ]
+            loop_merges = [store.amerge("acme", "user-1", patch(i)) for i in range(40)]
+            return list(await asyncio.gather(*loop_merges, *threads))
+        finally:
+            await store.close_async()
+
+    try:
+        results = asyncio.run(main())
+        _check(store.get("acme", "user-1"), results)
+    finally:
+        store.close()

@@ -9,6 +9,7 @@ log outermost, then the body limits) and the routers: the api's own (``health``,
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,9 +27,12 @@ from chatpersona.api.metrics import Metrics, ObservabilityMiddleware, route_temp
 from chatpersona.api.routes import admin, health, profiles, segments
 from chatpersona.api.security import KeyAuthenticator, find_key_store
 from chatpersona.config import Settings
-from chatpersona.profiles.base import ProfileStore, open_store
+from chatpersona.exceptions import BackendError
+from chatpersona.profiles.base import AsyncStore, ProfileStore, open_store
 
 __all__ = ["OPTIONAL_ROUTERS", "create_app", "open_configured_store"]
+
+log = logging.getLogger(__name__)
 
 OPTIONAL_ROUTERS: tuple[str, ...] = ("events", "decisions", "chat")
 """Router modules of other stages, included when ``chatpersona.api.routes.<name>`` exists."""
@@ -107,9 +111,21 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owns_store:
-            the_store.close()
+        # Network stores read and merge on this event loop (no thread hop per request)
+        # once their async clients are open; if that fails, they keep using threads.
+        async_store = the_store if isinstance(the_store, AsyncStore) else None
+        if async_store is not None:
+            try:
+                await async_store.open_async()
+            except BackendError as exc:
+                log.warning("async profile store access unavailable, using threads (%s)", exc.code)
+        try:
+            yield
+        finally:
+            if async_store is not None:
+                await async_store.close_async()
+            if owns_store:
+                the_store.close()
 
     app = FastAPI(
         title="chatpersona",

@@ -25,7 +25,8 @@ from chatpersona.api.errors import ApiError
 from chatpersona.api.limits import TokenBucketLimiter
 from chatpersona.api.security import KeyAuthenticator, Principal
 from chatpersona.config import Settings
-from chatpersona.profiles.base import ProfileStore
+from chatpersona.profiles.base import AsyncStore, ProfileStore
+from chatpersona.profiles.schema import Profile, ProfilePatch
 
 T = TypeVar("T")
 
@@ -45,6 +46,8 @@ __all__ = [
     "get_store",
     "require_scope",
     "run_store",
+    "store_get",
+    "store_merge",
 ]
 
 
@@ -85,6 +88,37 @@ async def run_store(
     if getattr(store, "scheme", None) in inline:
         return fn(*args, **kwargs)
     return await run_in_threadpool(fn, *args, **kwargs)
+
+
+_ASYNC_STORES: dict[type, bool] = {}
+
+
+def _async_ready(store: ProfileStore) -> bool:
+    kind = type(store)
+    is_async = _ASYNC_STORES.get(kind)
+    if is_async is None:
+        is_async = _ASYNC_STORES[kind] = isinstance(store, AsyncStore)
+    return is_async and store.async_ready()  # type: ignore[attr-defined]
+
+
+async def store_get(store: ProfileStore, tenant: str, user_id: str) -> Profile | None:
+    """``store.get(tenant, user_id)`` without a thread hop when the store works on this
+    event loop (:class:`~chatpersona.profiles.base.AsyncStore`, opened by the app's
+    lifespan: PostgreSQL, the Redis cache), else through :func:`run_store`."""
+    if _async_ready(store):
+        profile: Profile | None = await store.aget(tenant, user_id)  # type: ignore[attr-defined]
+        return profile
+    return await run_store(store, store.get, tenant, user_id)
+
+
+async def store_merge(
+    store: ProfileStore, tenant: str, user_id: str, patch: ProfilePatch
+) -> Profile:
+    """``store.merge(tenant, user_id, patch)``, on the event loop like :func:`store_get`."""
+    if _async_ready(store):
+        merged: Profile = await store.amerge(tenant, user_id, patch)  # type: ignore[attr-defined]
+        return merged
+    return await run_store(store, store.merge, tenant, user_id, patch, write=True)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -11,12 +11,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from chatpersona.exceptions import UnknownBackendError
 from chatpersona.profiles.schema import Profile, ProfilePatch
 
-__all__ = ["Page", "ProfileStore", "open_store", "register_store", "store_schemes"]
+__all__ = [
+    "AsyncStore",
+    "Page",
+    "ProfileStore",
+    "open_store",
+    "register_store",
+    "store_schemes",
+]
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,38 @@ class ProfileStore(ABC):
     def close(self) -> None:
         """Release connections."""
         return None
+
+
+@runtime_checkable
+class AsyncStore(Protocol):
+    """Capability of a network store that reads and merges on an asyncio event loop
+    without a worker thread (PostgreSQL, the Redis cache).
+
+    Async clients belong to one event loop: :meth:`open_async` binds them to the running
+    loop (the API calls it at startup, in its lifespan) and :meth:`close_async` releases
+    them. :meth:`aget` and :meth:`amerge` answer exactly like ``get`` and ``merge``; on a
+    loop they were not opened for they run those in a worker thread instead.
+    """
+
+    async def open_async(self) -> None:
+        """Open the async clients for the running event loop (idempotent)."""
+        ...
+
+    async def close_async(self) -> None:
+        """Close the async clients of the running event loop."""
+        ...
+
+    def async_ready(self) -> bool:
+        """``True`` when :meth:`open_async` ran for the running event loop."""
+        ...
+
+    async def aget(self, tenant: str, user_id: str) -> Profile | None:
+        """Like ``get``, without blocking the event loop."""
+        ...
+
+    async def amerge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:
+        """Like ``merge``, without blocking the event loop."""
+        ...
 
 
 def chunked(

@@ -1,17 +1,24 @@
 """Redis read-through cache in front of any profile store (``--cache redis://...``).
 
 Reads try Redis first; on a miss the reader takes a short *lease* (``SET NX PX``), reads
-the inner store and fills the cache only if its lease is still there. Every write and
-delete goes to the inner store first, then deletes both the cached copy and any lease.
-So a reader that fetched a profile just before a write can never put that stale copy
-back (its lease is gone), and an erased profile cannot be resurrected by a racing read.
-Every key has a TTL and lives under ``prefix``. Redis being down makes reads fall back
-to the inner store; a write whose invalidation fails raises :class:`BackendError`
-(the write itself landed).
+the inner store and fills the cache only if its lease is still there. Both steps are one
+Lua script (``GET``, else take the lease), so a hit costs one round trip and a miss two
+(the script, then the fill) plus the inner read. Every write and delete goes to the
+inner store first, then deletes both the cached copy and any lease. So a reader that
+fetched a profile just before a write can never put that stale copy back (its lease is
+gone), and an erased profile cannot be resurrected by a racing read. Every key has a TTL
+and lives under ``prefix``. Redis being down makes reads fall back to the inner store; a
+write whose invalidation fails raises :class:`BackendError` (the write itself landed).
+
+Reads and merges can also run on an asyncio event loop
+(:class:`~chatpersona.profiles.base.AsyncStore`): one pipelined Redis connection per loop (:mod:`chatpersona.profiles._resp`) and the inner
+store's own async access when it has it (PostgreSQL).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import secrets
 import time
@@ -21,13 +28,27 @@ from urllib.parse import quote
 
 from chatpersona.exceptions import BackendError, ParameterError
 from chatpersona.profiles._common import check_ids, redact_url
-from chatpersona.profiles.base import Page, ProfileStore, chunked
+from chatpersona.profiles._resp import PipelinedRedis
+from chatpersona.profiles.base import AsyncStore, Page, ProfileStore, chunked
 from chatpersona.profiles.keys import ApiKey, KeyStore
 from chatpersona.profiles.schema import Profile, ProfilePatch
 
 __all__ = ["CachedStore"]
 
 log = logging.getLogger(__name__)
+
+# The cached value if there is one; else take the fill lease: 1 if taken, 0 if another
+# reader holds it (that reader fills; this one just reads through).
+_GET_OR_LEASE = """
+local value = redis.call('GET', KEYS[1])
+if value then
+  return value
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then
+  return 1
+end
+return 0
+"""
 
 # Set the value only if this reader's lease is still in place; then drop the lease.
 _FILL = """
@@ -38,6 +59,9 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then
 end
 return 0
 """
+
+_GET_OR_LEASE_SHA = hashlib.sha1(_GET_OR_LEASE.encode()).hexdigest()
+_FILL_SHA = hashlib.sha1(_FILL.encode()).hexdigest()
 
 
 class CachedStore(ProfileStore):
@@ -81,7 +105,11 @@ class CachedStore(ProfileStore):
         self._redis = redis.Redis.from_url(
             redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
         )
+        self._get_or_lease = self._redis.register_script(_GET_OR_LEASE)
         self._fill = self._redis.register_script(_FILL)
+        # Async reads: one pipelined Redis connection per event loop (see open_async).
+        self._aredis: dict[asyncio.AbstractEventLoop, PipelinedRedis] = {}
+        self._inner_async = isinstance(inner, AsyncStore)
         self.hits = 0
         self.misses = 0
         # After a failed read, reads skip Redis for this long (a dead or black-holed
@@ -110,48 +138,129 @@ class CachedStore(ProfileStore):
         try:
             self._redis.delete(self.key(tenant, user_id), self.lease_key(tenant, user_id))
         except Exception as exc:  # redis.RedisError and socket errors
-            raise BackendError(
-                f"Profile {user_id!r} was written but its cached copy in Redis at "
-                f"{self._where} could not be invalidated ({type(exc).__name__}); it may be "
-                f"stale for up to {self.ttl_seconds}s.",
-                code="cache_invalidation_failed",
-                user_id=user_id,
-            ) from exc
+            raise self._invalidation_failed(user_id, exc) from exc
+
+    def _invalidation_failed(self, user_id: str, exc: BaseException) -> BackendError:
+        return BackendError(
+            f"Profile {user_id!r} was written but its cached copy in Redis at "
+            f"{self._where} could not be invalidated ({type(exc).__name__}); it may be "
+            f"stale for up to {self.ttl_seconds}s.",
+            code="cache_invalidation_failed",
+            user_id=user_id,
+        )
 
     # -- ProfileStore -------------------------------------------------------------------
     def get(self, tenant: str, user_id: str) -> Profile | None:
         check_ids(tenant, user_id)
-        k, lease = self.key(tenant, user_id), self.lease_key(tenant, user_id)
         if time.monotonic() < self._skip_until:
             return self.inner.get(tenant, user_id)
+        k, lease = self.key(tenant, user_id), self.lease_key(tenant, user_id)
         token = secrets.token_hex(8)
-        holder = False  # whether this reader holds the fill lease
         try:
-            # A plain GET on the hot path: cheaper for the client than a script call.
-            raw = self._redis.get(k)
-            if raw is not None:
-                self.hits += 1
-                return Profile.model_validate_json(raw)
-            self.misses += 1
-            # else another reader is filling: just read through
-            holder = bool(self._redis.set(lease, token, nx=True, px=self.lease_ms))
-        except Exception as exc:
-            log.warning(
-                "profile cache read failed, reading the store for %.0fs (%s)",
-                self.retry_after_s,
-                type(exc).__name__,
-            )
-            self._skip_until = time.monotonic() + self.retry_after_s
+            found = self._get_or_lease(keys=[k, lease], args=[token, self.lease_ms])
+        except Exception as exc:  # redis.RedisError and socket errors
+            self._read_failed(exc)
             return self.inner.get(tenant, user_id)
+        if isinstance(found, bytes):
+            self.hits += 1
+            return Profile.model_validate_json(found)
+        self.misses += 1
         profile = self.inner.get(tenant, user_id)
-        if profile is not None and holder:
+        if profile is not None and found == 1:  # this reader holds the fill lease
             try:
                 self._fill(
-                    keys=[k, lease],
-                    args=[token, profile.model_dump_json(), self.ttl_seconds],
+                    keys=[k, lease], args=[token, profile.model_dump_json(), self.ttl_seconds]
                 )
             except Exception as exc:
                 log.warning("profile cache fill failed (%s)", type(exc).__name__)
+        return profile
+
+    def _read_failed(self, exc: BaseException) -> None:
+        log.warning(
+            "profile cache read failed, reading the store for %.0fs (%s)",
+            self.retry_after_s,
+            type(exc).__name__,
+        )
+        self._skip_until = time.monotonic() + self.retry_after_s
+
+    # -- async access (AsyncStore) ------------------------------------------------------
+    async def open_async(self) -> None:
+        """A pipelined Redis connection for the running loop (and the inner store's async
+        side, if it has one). With a ``rediss://`` cache, reads stay on the thread pool."""
+        if isinstance(self.inner, AsyncStore):
+            await self.inner.open_async()
+        loop = asyncio.get_running_loop()
+        if loop not in self._aredis and PipelinedRedis.supports(self.redis_url):
+            self._aredis[loop] = PipelinedRedis(self.redis_url, timeout=2.0, connect_timeout=2.0)
+
+    async def close_async(self) -> None:
+        client = self._aredis.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+        if isinstance(self.inner, AsyncStore):
+            await self.inner.close_async()
+
+    def async_ready(self) -> bool:
+        try:
+            return asyncio.get_running_loop() in self._aredis
+        except RuntimeError:
+            return False
+
+    async def _inner_aget(self, tenant: str, user_id: str) -> Profile | None:
+        if self._inner_async:
+            return await self.inner.aget(tenant, user_id)  # type: ignore[attr-defined]
+        return await asyncio.to_thread(self.inner.get, tenant, user_id)
+
+    async def aget(self, tenant: str, user_id: str) -> Profile | None:
+        """Like :meth:`get`, on the event loop: one Redis round trip on a hit; on a miss,
+        the inner store's read and one more round trip for the fill."""
+        check_ids(tenant, user_id)
+        client = self._aredis.get(asyncio.get_running_loop())
+        if client is None:
+            return await asyncio.to_thread(self.get, tenant, user_id)
+        if time.monotonic() < self._skip_until:
+            return await self._inner_aget(tenant, user_id)
+        k, lease = self.key(tenant, user_id), self.lease_key(tenant, user_id)
+        token = secrets.token_hex(8)
+        try:
+            found = await client.evalsha(
+                _GET_OR_LEASE_SHA, _GET_OR_LEASE, [k, lease], [token, self.lease_ms]
+            )
+        except Exception as exc:  # error replies, timeouts, connection errors
+            self._read_failed(exc)
+            return await self._inner_aget(tenant, user_id)
+        if isinstance(found, bytes):
+            self.hits += 1
+            return Profile.model_validate_json(found)
+        self.misses += 1
+        profile = await self._inner_aget(tenant, user_id)
+        if profile is not None and found == 1:
+            try:
+                await client.evalsha(
+                    _FILL_SHA,
+                    _FILL,
+                    [k, lease],
+                    [token, profile.model_dump_json(), self.ttl_seconds],
+                )
+            except Exception as exc:
+                log.warning("profile cache fill failed (%s)", type(exc).__name__)
+        return profile
+
+    async def amerge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:
+        """Like :meth:`merge`, on the event loop: the inner store's merge, then the cached
+        copy and any fill lease deleted in one round trip."""
+        check_ids(tenant, user_id)
+        client = self._aredis.get(asyncio.get_running_loop())
+        if client is None:
+            return await asyncio.to_thread(self.merge, tenant, user_id, patch)
+        if self._inner_async:
+            profile: Profile = await self.inner.amerge(tenant, user_id, patch)  # type: ignore[attr-defined]
+        else:
+            profile = await asyncio.to_thread(self.inner.merge, tenant, user_id, patch)
+        try:
+            await client.execute("DEL", self.key(tenant, user_id), self.lease_key(tenant, user_id))
+        except Exception as exc:  # error replies, timeouts, connection errors
+            raise self._invalidation_failed(user_id, exc) from exc
         return profile
 
     def merge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:

@@ -10,8 +10,9 @@ the loop locks and merges into that row instead — so concurrent merges all lan
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,6 +85,10 @@ class PostgresStore(ProfileStore):
 
         self.url = _conninfo(url)
         self._where = redact_url(self.url)
+        self._max_size = max_size
+        self._connect_timeout_s = connect_timeout_s
+        # Async pools (AsyncStore: reads and merges on an event loop), one per loop.
+        self._apools: dict[asyncio.AbstractEventLoop, Any] = {}
         # One direct connection first: fails fast with the server's own reason
         # (refused, unknown database, bad password) instead of pool retries.
         try:
@@ -169,14 +174,101 @@ class PostgresStore(ProfileStore):
     def close(self) -> None:
         self._pool.close()
 
+    # -- async access (AsyncStore) ------------------------------------------------------
+    async def open_async(self) -> None:
+        """Open an :class:`psycopg_pool.AsyncConnectionPool` for the running loop."""
+        from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+        loop = asyncio.get_running_loop()
+        if loop in self._apools:
+            return
+        pool = AsyncConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self._max_size,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(self._connect_timeout_s))},
+            open=False,
+            name="chatpersona-profiles-async",
+        )
+        try:
+            await pool.open(wait=True, timeout=self._connect_timeout_s)
+        except PoolTimeout as exc:
+            await pool.close()
+            raise BackendError(
+                f"Cannot connect to PostgreSQL at {self._where} within {self._connect_timeout_s}s.",
+                code="backend_unreachable",
+                url=self._where,
+            ) from exc
+        self._apools[loop] = pool
+
+    async def close_async(self) -> None:
+        pool = self._apools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close()
+
+    def async_ready(self) -> bool:
+        try:
+            return asyncio.get_running_loop() in self._apools
+        except RuntimeError:
+            return False
+
+    async def aget(self, tenant: str, user_id: str) -> Profile | None:
+        check_ids(tenant, user_id)
+        pool = self._apools.get(asyncio.get_running_loop())
+        if pool is None:
+            return await asyncio.to_thread(self.get, tenant, user_id)
+        async with self._aconn(pool) as conn:
+            cur = await conn.execute(self._GET, (tenant, user_id))
+            row = await cur.fetchone()
+        return Profile.model_validate_json(row[0]) if row else None
+
+    OPTIMISTIC_TRIES = 3
+    """Tries of :meth:`amerge`'s lock-free path before it falls back to :meth:`merge`."""
+
+    async def amerge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:
+        """Like :meth:`merge`, in two round trips instead of four: read the row, then
+        ``UPDATE ... WHERE version = <the version read>`` (or ``INSERT ... ON CONFLICT DO
+        NOTHING``), each statement its own transaction. A concurrent writer makes the
+        statement touch no row; the read and write then run again, and after
+        :attr:`OPTIMISTIC_TRIES` the locking :meth:`merge` settles it. Either way no
+        concurrent merge is lost."""
+        check_ids(tenant, user_id)
+        pool = self._apools.get(asyncio.get_running_loop())
+        if pool is not None:
+            async with self._aconn(pool) as conn:
+                for _ in range(self.OPTIMISTIC_TRIES):
+                    cur = await conn.execute(self._GET, (tenant, user_id))
+                    row = await cur.fetchone()
+                    current = Profile.model_validate_json(row[0]) if row else None
+                    new = apply_patch(current, patch, tenant=tenant, user_id=user_id)
+                    if current is not None:
+                        cur = await conn.execute(self._UPDATE, (*self._row(new), current.version))
+                    else:
+                        cur = await conn.execute(self._INSERT, (*self._row(new), new.created_at))
+                    if cur.rowcount == 1:
+                        return new
+        return await asyncio.to_thread(self.merge, tenant, user_id, patch)
+
+    @asynccontextmanager
+    async def _aconn(self, pool: Any) -> AsyncIterator[Any]:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise BackendError(
+                f"PostgreSQL at {self._where} failed: {exc}", url=self._where
+            ) from exc
+
     # -- profiles -----------------------------------------------------------------------
+    _GET = "SELECT doc::text FROM profiles WHERE tenant = %s AND user_id = %s"
+
     def get(self, tenant: str, user_id: str) -> Profile | None:
         check_ids(tenant, user_id)
         with self._conn() as conn:
-            row = conn.execute(
-                "SELECT doc::text FROM profiles WHERE tenant = %s AND user_id = %s",
-                (tenant, user_id),
-            ).fetchone()
+            row = conn.execute(self._GET, (tenant, user_id)).fetchone()
         return Profile.model_validate_json(row[0]) if row else None
 
     def merge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -123,7 +124,7 @@ def test_redis_down_reads_fall_back_and_writes_say_so() -> None:
     got = cached.get("t", "u")
     assert got is not None and got.preferences == {"a": 1}
     calls = []
-    cached._redis.get = lambda *a, **k: calls.append(a)  # type: ignore[method-assign]
+    cached._get_or_lease = lambda *a, **k: calls.append(a)  # type: ignore[method-assign]
     assert cached.get("t", "u") == got and calls == []  # Redis skipped for a while
     assert cached.ping() is False
     with pytest.raises(BackendError) as err:
@@ -141,3 +142,94 @@ def test_open_store_wraps_and_checks_ttl(redis_url: str, redis_prefix: str) -> N
     s.close()
     with pytest.raises(ParameterError):
         CachedStore(MemoryStore(), redis_url, ttl_seconds=0, prefix=redis_prefix)
+
+
+def test_async_read_takes_one_round_trip_on_a_hit_and_fills_on_a_miss(
+    cached: CachedStore, client: redis.Redis, redis_prefix: str
+) -> None:
+    cached.merge("t", "u1", ProfilePatch(preferences={"a": 1}))
+
+    async def main() -> tuple[Profile | None, Profile | None]:
+        await cached.open_async()
+        try:
+            first = await cached.aget("t", "u1")  # miss: lease, inner read, fill
+            assert client.exists(cached.key("t", "u1")) == 1
+            assert client.exists(cached.lease_key("t", "u1")) == 0
+            return first, await cached.aget("t", "u1")  # hit
+        finally:
+            await cached.close_async()
+
+    first, second = asyncio.run(main())
+    assert first is not None and first == second == cached.get("t", "u1")
+    assert (cached.hits, cached.misses) == (2, 1)
+    assert 0 < client.ttl(cached.key("t", "u1")) <= 30
+
+
+@pytest.mark.parametrize("write", ["merge", "delete"])
+def test_an_async_read_racing_a_write_cannot_cache_the_stale_copy(
+    redis_url: str, redis_prefix: str, write: str
+) -> None:
+    inner = _WriteDuringRead()
+    cached = CachedStore(inner, redis_url, ttl_seconds=30, prefix=redis_prefix)
+    inner.outer = cached
+    cached.merge("t", "u", ProfilePatch(preferences={"v": "old"}))
+    inner.armed = True
+    if write == "delete":
+        cached.merge = lambda t, u, p: (cached.delete(t, u), Profile(user_id=u))[1]  # type: ignore[method-assign]
+
+    async def main() -> tuple[Profile | None, Profile | None]:
+        await cached.open_async()
+        try:
+            stale = await cached.aget("t", "u")  # the inner read triggers the write
+            return stale, await cached.aget("t", "u")
+        finally:
+            await cached.close_async()
+
+    stale, after = asyncio.run(main())
+    assert stale is not None and stale.preferences == {"v": "old"}
+    if write == "delete":
+        assert after is None
+    else:
+        assert after is not None and after.preferences == {"v": "new"}
+    cached.close()
+
+
+def test_async_write_invalidates(cached: CachedStore, client: redis.Redis) -> None:
+    cached.merge("t", "u1", ProfilePatch(preferences={"a": 1}))
+    cached.get("t", "u1")
+    assert client.exists(cached.key("t", "u1")) == 1
+
+    async def main() -> Profile:
+        await cached.open_async()
+        try:
+            return await cached.amerge("t", "u1", ProfilePatch(preferences={"a": 2}))
+        finally:
+            await cached.close_async()
+
+    merged = asyncio.run(main())
+    assert client.exists(cached.key("t", "u1")) == 0
+    assert cached.get("t", "u1") == merged and merged.preferences == {"a": 2}
+
+
+def test_redis_down_async_reads_fall_back_and_async_writes_say_so() -> None:
+    inner = MemoryStore()
+    inner.merge("t", "u", ProfilePatch(preferences={"a": 1}))
+    cached = CachedStore(inner, "redis://127.0.0.1:1/0", ttl_seconds=5, prefix="x:")
+
+    async def main() -> Profile | None:
+        await cached.open_async()
+        try:
+            got = await cached.aget("t", "u")
+            assert cached._skip_until > 0  # later reads skip Redis for a while
+            assert await cached.aget("t", "u") == got
+            with pytest.raises(BackendError) as err:
+                await cached.amerge("t", "u", ProfilePatch(preferences={"a": 2}))
+            assert err.value.code == "cache_invalidation_failed"
+            return got
+        finally:
+            await cached.close_async()
+
+    got = asyncio.run(main())
+    assert got is not None and got.preferences == {"a": 1}
+    assert inner.get("t", "u").preferences == {"a": 2}  # type: ignore[union-attr]
+    cached.close()

@@ -7,10 +7,13 @@ Erasure and export also reach optional components in ``app.state.services``: any
 with ``delete_user(tenant, user_id)`` is called by ``DELETE`` and any service with
 ``export_user(tenant, user_id)`` contributes to the export.
 
-The endpoints are ``async`` and reach the store through :func:`~chatpersona.api.deps.run_store`:
-inline for local reads (memory, SQLite: a thread hop costs more than the call), in the
-thread pool for SQLite writes (they may wait for the file lock) and for network stores
-(PostgreSQL, the Redis cache), so that waits overlap. Service hooks (erasure, export) always run in the thread pool.
+The endpoints are ``async``. Reads and merges go through
+:func:`~chatpersona.api.deps.store_get` / :func:`~chatpersona.api.deps.store_merge`: on
+the event loop itself for stores with async access (PostgreSQL, the Redis cache), else
+like every other store call through :func:`~chatpersona.api.deps.run_store` — inline for
+local reads (memory, SQLite: a thread hop costs more than the call), in the thread pool
+for SQLite writes (they may wait for the file lock) and for network stores, so that waits
+overlap. Service hooks (erasure, export) always run in the thread pool.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from chatpersona.api.deps import (
     ServicesDep,
     StoreDep,
     run_store,
+    store_get,
+    store_merge,
 )
 from chatpersona.api.errors import (
     BODY_RESPONSES,
@@ -68,7 +73,7 @@ UserIdPath = Annotated[
 )
 async def read_profile(user_id: UserIdPath, store: StoreDep, principal: ProfileReaderDep) -> Any:
     """The profile of ``user_id`` (scope ``profile:read``)."""
-    profile = await run_store(store, store.get, principal.tenant, user_id)
+    profile = await store_get(store, principal.tenant, user_id)
     if profile is None:
         raise not_found()
     return _profile_response(profile)
@@ -89,7 +94,7 @@ async def update_profile(
     is appended without duplicates, most recent first. Unknown fields are rejected (422).
     """
     patch = body.to_patch()
-    profile = await run_store(store, store.merge, principal.tenant, user_id, patch, write=True)
+    profile = await store_merge(store, principal.tenant, user_id, patch)
     return _profile_response(profile)
 
 
@@ -127,7 +132,7 @@ async def export_user(
 ) -> Any:
     """The profile plus the user's data in every optional component that implements
     ``export_user(tenant, user_id)``, as JSON (scope ``profile:read``)."""
-    profile = await run_store(store, store.get, principal.tenant, user_id)
+    profile = await store_get(store, principal.tenant, user_id)
     extra: dict[str, Any] = {}
     for name, service in sorted(services.items()):
         hook = getattr(service, "export_user", None)
