@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from chatpersona.clean.formats import (
+    _FAST_ISO,
     UTC_ZONE,
     WS,
     normalize_text,
@@ -219,6 +220,20 @@ class FittedPlan:
                 self._parsed = parsed
         if columns_in is None:
             raise DataError("Cannot fit a cleaning plan on no data.", file=source)
+        return self._finish_fit(n_rows, counts, numbers, labels, codes, columns_in)
+
+    def _finish_fit(
+        self,
+        n_rows: int,
+        counts: dict[str, dict[str, int]],
+        numbers: dict[str, list[pl.Series]],
+        labels: dict[str, list[pl.DataFrame]],
+        codes: dict[str, list[pl.DataFrame]],
+        columns_in: list[str],
+    ) -> FittedPlan:
+        """The statistics from what a pass over the table kept: per column the counts, the
+        parsed numbers (numeric kinds, in row order) or a one-item count of valid values
+        (other kinds), and label / currency-code counts (``value``, ``n``)."""
         stats: dict[str, dict[str, Any]] = {}
         for name, rule in self.plan.columns.items():
             st: dict[str, Any] = {"n": n_rows, **counts[name]}
@@ -336,10 +351,13 @@ class FittedPlan:
             for name, rule in self.plan.columns.items()
         }
         self._order = {name: i for i, name in enumerate(self.plan.columns)}
+        # Per column: memo, compiled text path, cleaner, plan order, and the (pure) result
+        # for a null value, computed once.
         self._entries = {
-            name: (c._memo if c.memoize else None, c._fast, c, self._order[name])
+            name: (c._memo if c.memoize else None, c._fast, c, self._order[name], c._clean(None))
             for name, c in self._cleaners.items()
         }
+        self._keep = self.plan.unplanned == "keep"
 
     # ------------------------------------------------------------ one record
     def transform_record(self, row: dict[str, Any]) -> RecordResult:
@@ -359,8 +377,7 @@ class FittedPlan:
         reason: str | None = None
         column: str | None = None
         rank = len(entries)
-        keep = self.plan.unplanned == "keep"
-        seen = 0
+        keep = self._keep
         # Hot path for the stream worker: memo lookups inlined, no per-column method call
         # when the raw text was seen before.
         for key, raw in row.items():
@@ -369,30 +386,31 @@ class FittedPlan:
                 if keep:
                     out[key] = raw
                 continue
-            seen += 1
-            memo, fast, cleaner, order = entry
             if type(raw) is str:
+                memo = entry[0]
                 if memo is None:
-                    hit = fast(raw)
+                    hit = entry[1](raw)
                 else:
                     hit = memo.get(raw)
                     if hit is None:
-                        hit = fast(raw)
+                        hit = entry[1](raw)
                         if len(memo) < MEMO_SIZE:
                             memo[raw] = hit
+            elif raw is None:
+                hit = entry[4]
             else:
-                hit = cleaner._clean(raw)
-            value, extras, why = hit
-            out[key] = value
-            if extras is not None:
-                out.update(extras)
-            if why is not None and order < rank:
-                rank, reason, column = order, why, key
-        if seen < len(entries):  # planned columns absent from the record count as missing
-            for key, (_memo, _fast, cleaner, order) in entries.items():
+                hit = entry[2]._clean(raw)
+            out[key] = hit[0]
+            if hit[1] is not None:
+                out.update(hit[1])
+            if hit[2] is not None and entry[3] < rank:
+                rank, reason, column = entry[3], hit[2], key
+        if not entries.keys() <= row.keys():
+            # Planned columns absent from the record count as missing.
+            for key, (_memo, _fast, _cleaner, order, none_hit) in entries.items():
                 if key in row:
                     continue
-                value, extras, why = cleaner.clean(None)
+                value, extras, why = none_hit
                 out[key] = value
                 if extras is not None:
                     out.update(extras)
@@ -586,8 +604,16 @@ class _ColumnCleaner:
             return integer
         if kind == "currency":
             default = rule.default_currency
-            return lambda s: parse_currency(s, default)
+            # The per-column memo caches results; the function's own LRU would only add cost.
+            uncached = parse_currency.__wrapped__
+
+            def currency(s: str) -> tuple[float, str | None] | None:
+                return uncached(s, default)
+
+            return currency
         dayfirst, unit = rule.dayfirst, rule.epoch_unit
+        iso = _FAST_ISO.match
+        from_iso = datetime.fromisoformat
         if kind == "date":
 
             def to_date(s: str) -> date | None:
@@ -597,6 +623,13 @@ class _ColumnCleaner:
             return to_date
 
         def to_datetime(s: str) -> datetime | None:
+            # Fixed-width ISO (the "iso" shape without offset or fraction): the C parser gives
+            # the same datetime; a date or time out of range raises, as in parse_datetime.
+            if iso(s) is not None:
+                try:
+                    return from_iso(s[:19]).replace(tzinfo=UTC_ZONE)
+                except ValueError:
+                    return None
             dt = parse_datetime(s, dayfirst, unit)
             return None if dt is None else dt.replace(tzinfo=UTC_ZONE)
 

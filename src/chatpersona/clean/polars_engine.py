@@ -323,9 +323,16 @@ def parse_column(
 
 def as_text_frame(df: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """Cast the planned columns to text so both engines see the same raw values."""
+    casts = text_casts(df.schema, columns)
+    return df.with_columns(casts) if casts else df
+
+
+def text_casts(schema: Any, columns: list[str]) -> list[pl.Expr]:
+    """The casts of :func:`as_text_frame` for a table of ``schema`` (a name -> dtype
+    mapping); columns that already are text need none."""
     casts: list[Any] = []
     for c in columns:
-        dtype = df.schema[c]
+        dtype = schema[c]
         if dtype == pl.Utf8:
             continue
         if dtype == pl.Boolean:
@@ -343,7 +350,7 @@ def as_text_frame(df: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
             )
         else:
             casts.append(pl.col(c).cast(pl.Utf8).alias(c))
-    return df.with_columns(casts) if casts else df
+    return casts
 
 
 def parse_stage(rule: ColumnRule, i: int, missing_values: tuple[str, ...]) -> Stages:
