@@ -379,14 +379,15 @@ class FittedPlan:
         rank = len(entries)
         keep = self._keep
         # Hot path for the stream worker: memo lookups inlined, no per-column method call
-        # when the raw text was seen before.
+        # when the raw text was seen before; builtins and globals bound to locals.
+        get, text, size, limit = entries.get, str, len, MEMO_SIZE
         for key, raw in row.items():
-            entry = entries.get(key)
+            entry = get(key)
             if entry is None:
                 if keep:
                     out[key] = raw
                 continue
-            if type(raw) is str:
+            if raw.__class__ is text:
                 memo = entry[0]
                 if memo is None:
                     hit = entry[1](raw)
@@ -394,7 +395,7 @@ class FittedPlan:
                     hit = memo.get(raw)
                     if hit is None:
                         hit = entry[1](raw)
-                        if len(memo) < MEMO_SIZE:
+                        if size(memo) < limit:
                             memo[raw] = hit
             elif raw is None:
                 hit = entry[4]
@@ -530,6 +531,11 @@ class _ColumnCleaner:
         bounds); anything else takes the general ``_clean`` so the rules live in one place."""
         mv, parse, slow = self.missing_values, self._parse, self._clean
         lo, hi = self.bounds if self.bounds is not None else (None, None)
+        # A raw value that parses cannot be a missing token unless some token parses itself
+        # (in any case: parsers ignore surrounding spaces); then the token test comes first.
+        check_mv = self.kind in ("categorical", "text", "boolean") or any(
+            parse(v) is not None for m in mv for v in (m, m.upper(), m.title())
+        )
         code_name = self.code_name
         if self.flag_name is not None:
             return slow
@@ -545,7 +551,7 @@ class _ColumnCleaner:
         if code_name is not None:
 
             def fast_currency(raw: str) -> tuple[Any, dict[str, Any] | None, str | None]:
-                if raw.strip(WS).lower() in mv:
+                if check_mv and raw.strip(WS).lower() in mv:
                     return slow(raw)
                 parsed = parse(raw)
                 if parsed is None:
@@ -558,7 +564,7 @@ class _ColumnCleaner:
             return fast_currency
 
         def fast(raw: str) -> tuple[Any, dict[str, Any] | None, str | None]:
-            if raw.strip(WS).lower() in mv:
+            if check_mv and raw.strip(WS).lower() in mv:
                 return slow(raw)
             v = parse(raw)
             if v is None or (lo is not None and (v < lo or v > hi)):
