@@ -28,7 +28,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import polars as pl
 
@@ -51,7 +51,7 @@ from chatpersona.exceptions import InputError
 
 __all__ = ["ENGINE", "SAMPLE_ROWS", "clean_streamed", "read_sample", "scan_table"]
 
-ENGINE = "streaming"
+ENGINE: Final = "streaming"
 SAMPLE_ROWS = 200_000  # rows looked at for plan inference (infer_plan's own limit)
 LABEL_KINDS = ("categorical", "boolean")
 Progress = Callable[[str, int], None]
@@ -76,9 +76,33 @@ def read_sample(path: Path, rows: int = SAMPLE_ROWS) -> tuple[pl.LazyFrame, pl.D
     """The scan of ``path`` and its first ``rows`` rows."""
     try:
         scan = scan_table(path)
-        return scan, scan.head(rows).collect()
+        head = _csv_head(path, rows) if table_format(path) == "csv" else None
+        return scan, head if head is not None else scan.head(rows).collect()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise _unreadable(path, exc) from exc
+
+
+def _csv_head(path: Path, rows: int) -> pl.DataFrame | None:
+    """The first ``rows`` rows of a CSV file from its leading bytes only (Polars' reader
+    loads the whole file for a head). The last record of a cut is dropped, being possibly
+    incomplete; None (read normally) when the leading bytes do not parse or hold too few
+    rows."""
+    size = path.stat().st_size
+    n_bytes = 1 << 20
+    with path.open("rb") as fh:
+        while n_bytes < size:
+            fh.seek(0)
+            chunk = fh.read(n_bytes)
+            cut = chunk.rfind(b"\n")
+            if cut > 0:
+                try:
+                    df = pl.read_csv(chunk[: cut + 1], infer_schema=False)
+                except pl.exceptions.PolarsError:
+                    return None
+                if df.height > rows:
+                    return df.head(rows)
+            n_bytes *= 4
+    return None
 
 
 def _sink(lf: pl.LazyFrame, path: Path, fmt: str) -> pl.LazyFrame:
@@ -144,9 +168,7 @@ def clean_streamed(
     casts = text_casts(schema, names)
     cast_names = {e.meta.output_name() for e in casts}
     originals = {c: f"__orig{j}" for j, c in enumerate(columns_in) if c in cast_names}
-    base = scan.with_columns(
-        [pl.col(c).alias(o) for c, o in originals.items()] + casts
-    ).cache()
+    base = scan.with_columns([pl.col(c).alias(o) for c, o in originals.items()] + casts).cache()
 
     # Which columns are looked up by distinct value: labels and booleans always (their
     # counts are statistics), others when their leading rows repeat their values.
@@ -228,10 +250,11 @@ def clean_streamed(
         null_pos = pos.filter(pl.col(rule.name).is_null())["__pos"]
         index_exprs.append(
             pl.col(rule.name)
-            .map_batches(
-                _lookup(present[rule.name], present["__pos"], null_pos),
+            .replace_strict(
+                present[rule.name],
+                present["__pos"],
+                default=int(null_pos[0]) if null_pos.len() else None,
                 return_dtype=pl.UInt32,
-                is_elementwise=True,
             )
             .alias(f"__i{i}")
         )
@@ -255,13 +278,10 @@ def clean_streamed(
     lf = lf.with_columns(exprs + gathers).with_columns(
         pl.coalesce([pl.col(f"__r{i}") for i in idx]).alias("_reason"),
         pl.coalesce(
-            [
-                pl.when(pl.col(f"__r{i}").is_not_null()).then(pl.lit(i, dtype=pl.Int16))
-                for i in idx
-            ]
+            [pl.when(pl.col(f"__r{i}").is_not_null()).then(pl.lit(i, dtype=pl.Int16)) for i in idx]
         ).alias("_column"),
     )
-    h = lf.cache()
+    frame = lf.cache()
     quarantined = pl.col("_reason").is_not_null()
 
     out_pairs: list[tuple[str, str]] = []
@@ -280,8 +300,10 @@ def clean_streamed(
         *flag_cols,
     ]
     if dup_rule.exact_rows:
-        cand_cols.append(pl.struct([pl.col(hh) for hh, _ in out_pairs]).hash(seed=0).alias("__hash"))
-    cand = h.filter(~quarantined).select(cand_cols)
+        cand_cols.append(
+            pl.struct([pl.col(hh) for hh, _ in out_pairs]).hash(seed=0).alias("__hash")
+        )
+    cand = frame.filter(~quarantined).select(cand_cols)
 
     all_aggs: list[pl.Expr] = [pl.len().alias("rows_in")]
     for i, rule in enumerate(rules):
@@ -296,7 +318,7 @@ def clean_streamed(
     for k, code in enumerate(REASON_CODES):
         all_aggs.append((pl.col("_reason") == k).sum().alias(f"reason:{code}"))
 
-    quarantine_q = h.filter(quarantined).select(
+    quarantine_q = frame.filter(quarantined).select(
         "_row",
         *[pl.col(originals[c]).alias(c) if c in originals else pl.col(c) for c in columns_in],
         pl.col("_reason").replace_strict(dict(enumerate(REASON_CODES)), return_dtype=pl.Utf8),
@@ -313,7 +335,7 @@ def clean_streamed(
                 [
                     _sink(quarantine_q, q_tmp, table_format(paths.quarantine)),
                     _sink(cand.select(out_names), a_tmp, table_format(paths.output)),
-                    h.select(all_aggs + _accepted_aggs(rules, stats, out_map, ~quarantined, 0)),
+                    frame.select(all_aggs + _accepted_aggs(rules, stats, out_map, ~quarantined, 0)),
                 ],
                 source,
             )
@@ -327,31 +349,25 @@ def clean_streamed(
             _write(dups, d_tmp, table_format(paths.duplicates))
             dup_reasons: dict[str, int] = {}
         else:
-            spool_dir = tempfile.TemporaryDirectory(
-                prefix=".clean-spool-", dir=paths.output.parent
-            )
+            spool_dir = tempfile.TemporaryDirectory(prefix=".clean-spool-", dir=paths.output.parent)
             spool = Path(spool_dir.name) / "candidates.parquet"
             res = _run(
                 [
                     _sink(quarantine_q, q_tmp, table_format(paths.quarantine)),
                     cand.sink_parquet(spool, compression="lz4", lazy=True),
-                    h.select(all_aggs),
+                    frame.select(all_aggs),
                 ],
                 source,
             )
             sums = _row(res[2]) | _table_sums(tables)
             _check_errors(rules, sums, scan, source)
             tags = _decide_duplicates(spool, plan, out_map, out_names)
-            dup_reasons = {
-                str(k): int(n) for k, n in tags.group_by("_dup").len().iter_rows()
-            }
+            dup_reasons = {str(k): int(n) for k, n in tags.group_by("_dup").len().iter_rows()}
             sp = (
                 pl.scan_parquet(spool)
                 .with_columns(
                     pl.col("_row")
-                    .replace_strict(
-                        tags["_row"], tags["_dup"], default=None, return_dtype=pl.Utf8
-                    )
+                    .replace_strict(tags["_row"], tags["_dup"], default=None, return_dtype=pl.Utf8)
                     .alias("__dup")
                 )
                 .cache()
@@ -367,9 +383,7 @@ def clean_streamed(
                         d_tmp,
                         table_format(paths.duplicates),
                     ),
-                    sp.select(
-                        _accepted_aggs(rules, stats, out_map, pl.col("__dup").is_null(), 1)
-                    ),
+                    sp.select(_accepted_aggs(rules, stats, out_map, pl.col("__dup").is_null(), 1)),
                 ],
                 source,
             )
@@ -386,19 +400,6 @@ def clean_streamed(
         _patch_counts(fitted, rules, sums)
     report = _report(fitted, rules, sums, acc, tables, dup_reasons)
     return report, fitted
-
-
-def _lookup(
-    keys: pl.Series, positions: pl.Series, null_pos: pl.Series
-) -> Callable[[pl.Series], pl.Series]:
-    """Raw value -> position in its cleaned distinct-value table, one batch at a time (a
-    ``replace_strict`` expression would make the streaming engine hold the whole column)."""
-    default = int(null_pos[0]) if null_pos.len() else None
-
-    def lookup(batch: pl.Series) -> pl.Series:
-        return batch.replace_strict(keys, positions, default=default, return_dtype=pl.UInt32)
-
-    return lookup
 
 
 def _row(df: pl.DataFrame) -> dict[str, Any]:
@@ -450,16 +451,16 @@ def _fit(
                 )
         elif rule.kind in LABEL_KINDS:
             t = parsed[i]
-            pv, pm, w = pl.col(f"__p{i}"), pl.col(f"__m{i}"), pl.col("__len")
+            pe, me, w = pl.col(f"__p{i}"), pl.col(f"__m{i}"), pl.col("__len")
             sums = t.select(
-                w.filter(pm).sum().alias("m"), w.filter(pv.is_null() & ~pm).sum().alias("x")
+                w.filter(me).sum().alias("m"), w.filter(pe.is_null() & ~me).sum().alias("x")
             ).row(0, named=True)
             counts[name]["n_missing"] = int(sums["m"] or 0)
             if rule.kind in REASON_BY_KIND:
                 counts[name]["n_invalid"] = int(sums["x"] or 0)
             labels[name].append(
-                t.filter(pv.is_not_null())
-                .group_by(pv.alias("value"))
+                t.filter(pe.is_not_null())
+                .group_by(pe.alias("value"))
                 .agg(w.sum().cast(pl.UInt32).alias("n"))
             )
         else:
@@ -503,9 +504,7 @@ def _accepted_aggs(
     return aggs
 
 
-def _check_errors(
-    rules: list[Any], sums: dict[str, Any], scan: pl.LazyFrame, source: Path
-) -> None:
+def _check_errors(rules: list[Any], sums: dict[str, Any], scan: pl.LazyFrame, source: Path) -> None:
     for i, rule in enumerate(rules):
         bad = sums.get(f"bad{i}")
         if rule.on_invalid != "error" or bad is None:
