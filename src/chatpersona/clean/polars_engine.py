@@ -168,10 +168,15 @@ def _currency(s: pl.Expr, default: str | None, tag: str) -> tuple[pl.Expr, pl.Ex
     finite = pl.when(amt.is_finite()).then(amt)
     amount = pl.when(pl.col(f"{tag}_neg")).then(-finite).otherwise(finite)
     symc = pl.col(f"{tag}_sym")
+    # Symbols to codes by a when/then chain (a replace() would make Polars' streaming engine
+    # hold the whole column).
+    named = symc
+    for symbol, iso in CURRENCY_SYMBOLS.items():
+        named = pl.when(symc == symbol).then(pl.lit(iso)).otherwise(named)
     code = (
         pl.when(symc.is_null())
         .then(pl.lit(default, dtype=pl.Utf8))
-        .otherwise(symc.replace(CURRENCY_SYMBOLS).str.to_uppercase())
+        .otherwise(named.str.to_uppercase())
     )
     code = pl.when(amt.is_finite()).then(code)
     return amount, code, [stage_a, stage_b, stage_c, stage_d]

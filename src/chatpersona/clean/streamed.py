@@ -243,19 +243,24 @@ def clean_streamed(
                 row_stages.append(s1)
             exprs += e
             continue
-        table = parsed[i].lazy().with_columns(e).collect()
+        # The null raw value (if any) last, so that a value's position in the table is its
+        # code in an Enum of the non-null values: the lookup is a cast, which streams
+        # (a replace_strict would hold the whole column).
+        table = (
+            parsed[i]
+            .lazy()
+            .with_columns(e)
+            .sort(pl.col(rule.name).is_null(), maintain_order=True)
+            .collect()
+        )
         tables[i] = table
-        pos = table.with_row_index("__pos")
-        present = pos.filter(pl.col(rule.name).is_not_null())
-        null_pos = pos.filter(pl.col(rule.name).is_null())["__pos"]
+        present = table[rule.name].drop_nulls()
         index_exprs.append(
             pl.col(rule.name)
-            .replace_strict(
-                present[rule.name],
-                present["__pos"],
-                default=int(null_pos[0]) if null_pos.len() else None,
-                return_dtype=pl.UInt32,
-            )
+            .cast(pl.Enum(present))
+            .to_physical()
+            .cast(pl.UInt32)
+            .fill_null(present.len())
             .alias(f"__i{i}")
         )
         # Per row only what the outputs and the accepted-row counts need; the other counts
