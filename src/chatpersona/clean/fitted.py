@@ -418,8 +418,8 @@ class FittedPlan:
                 if why is not None and order < rank:
                     rank, reason, column = order, why, key
         if reason is not None:
-            return RecordResult(ok=False, record=None, reason=reason, column=column)
-        return RecordResult(ok=True, record=out)
+            return RecordResult(False, None, reason, column)
+        return RecordResult(True, out)  # positional: measurably cheaper per record
 
     # ------------------------------------------------------------ batch
     def transform(self, table: Any, *, source: str | None = None) -> CleanResult:

@@ -113,9 +113,10 @@ def _currency(s: pl.Expr, default: str | None, tag: str) -> tuple[pl.Expr, pl.Ex
     # amount and code). Costly steps run on a masked input (null where they do not apply),
     # because a when/then evaluates every branch on every row. Intermediate results are
     # materialized as named columns (stages) so no sub-expression is evaluated twice.
-    t = s.str.strip_chars(WS)
-    valid = t.str.contains(CURRENCY_RE)
-    tv = pl.when(valid).then(t)
+    stage_t = [s.str.strip_chars(WS).alias(f"{tag}_s")]
+    t = pl.col(f"{tag}_s")
+    stage_v = [pl.when(t.str.contains(CURRENCY_RE)).then(t).alias(f"{tag}_tv")]
+    tv = pl.col(f"{tag}_tv")
     # In a valid string everything around the number is sign, spaces, letters or symbols.
     stage_a = [
         tv.str.strip_chars(" -" + _LETTERS + "".join(CURRENCY_SYMBOLS)).alias(f"{tag}_num"),
@@ -179,7 +180,7 @@ def _currency(s: pl.Expr, default: str | None, tag: str) -> tuple[pl.Expr, pl.Ex
         .otherwise(named.str.to_uppercase())
     )
     code = pl.when(amt.is_finite()).then(code)
-    return amount, code, [stage_a, stage_b, stage_c, stage_d]
+    return amount, code, [stage_t, stage_v, stage_a, stage_b, stage_c, stage_d]
 
 
 _YMD = r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}"
@@ -288,8 +289,10 @@ def parse_column(
 ) -> Parsed:
     """Parse one raw text column (Utf8 expression) according to ``rule``; ``stages`` must be
     added (in order, with ``with_columns``) before the value expressions are evaluated."""
-    stages: Stages = []
-    missing = raw.is_null() | _is_missing_text(raw, missing_values)
+    # Sub-results used more than once are materialized as stage columns: inside one
+    # expression Polars may evaluate a repeated sub-expression each time.
+    stages: Stages = [[(raw.is_null() | _is_missing_text(raw, missing_values)).alias(f"{tag}_mi")]]
+    missing = pl.col(f"{tag}_mi")
     code: pl.Expr | None = None
     kind = rule.kind
     if kind == "id":
@@ -309,12 +312,15 @@ def parse_column(
     elif kind == "numeric":
         value = _number(raw)
     elif kind == "integer":
-        x = _number(raw)
+        stages.append([_number(raw).alias(f"{tag}_x")])
+        x = pl.col(f"{tag}_x")
         value = pl.when((x == x.floor()) & (x.abs() <= MAX_INT)).then(x).cast(pl.Int64)
     elif kind == "currency":
-        value, code, stages = _currency(raw, rule.default_currency, tag)
+        value, code, more = _currency(raw, rule.default_currency, tag)
+        stages += more
     elif kind in ("date", "datetime"):
-        value, stages = _datetime(raw, rule.dayfirst, rule.epoch_unit, tag)
+        value, more = _datetime(raw, rule.dayfirst, rule.epoch_unit, tag)
+        stages += more
         if kind == "date":
             value = value.dt.date()
     else:  # pragma: no cover - kinds are validated by the plan
