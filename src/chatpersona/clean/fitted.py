@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from chatpersona.clean.formats import (
+    _FAST_ISO,
     UTC_ZONE,
     WS,
     normalize_text,
@@ -219,6 +220,20 @@ class FittedPlan:
                 self._parsed = parsed
         if columns_in is None:
             raise DataError("Cannot fit a cleaning plan on no data.", file=source)
+        return self._finish_fit(n_rows, counts, numbers, labels, codes, columns_in)
+
+    def _finish_fit(
+        self,
+        n_rows: int,
+        counts: dict[str, dict[str, int]],
+        numbers: dict[str, list[pl.Series]],
+        labels: dict[str, list[pl.DataFrame]],
+        codes: dict[str, list[pl.DataFrame]],
+        columns_in: list[str],
+    ) -> FittedPlan:
+        """The statistics from what a pass over the table kept: per column the counts, the
+        parsed numbers (numeric kinds, in row order) or a one-item count of valid values
+        (other kinds), and label / currency-code counts (``value``, ``n``)."""
         stats: dict[str, dict[str, Any]] = {}
         for name, rule in self.plan.columns.items():
             st: dict[str, Any] = {"n": n_rows, **counts[name]}
@@ -336,10 +351,13 @@ class FittedPlan:
             for name, rule in self.plan.columns.items()
         }
         self._order = {name: i for i, name in enumerate(self.plan.columns)}
+        # Per column: memo, compiled text path, cleaner, plan order, and the (pure) result
+        # for a null value, computed once.
         self._entries = {
-            name: (c._memo if c.memoize else None, c._fast, c, self._order[name])
+            name: (c._memo if c.memoize else None, c._fast, c, self._order[name], c._clean(None))
             for name, c in self._cleaners.items()
         }
+        self._keep = self.plan.unplanned == "keep"
 
     # ------------------------------------------------------------ one record
     def transform_record(self, row: dict[str, Any]) -> RecordResult:
@@ -359,48 +377,49 @@ class FittedPlan:
         reason: str | None = None
         column: str | None = None
         rank = len(entries)
-        keep = self.plan.unplanned == "keep"
-        seen = 0
+        keep = self._keep
         # Hot path for the stream worker: memo lookups inlined, no per-column method call
-        # when the raw text was seen before.
+        # when the raw text was seen before; builtins and globals bound to locals.
+        get, text, size, limit = entries.get, str, len, MEMO_SIZE
         for key, raw in row.items():
-            entry = entries.get(key)
+            entry = get(key)
             if entry is None:
                 if keep:
                     out[key] = raw
                 continue
-            seen += 1
-            memo, fast, cleaner, order = entry
-            if type(raw) is str:
+            if raw.__class__ is text:
+                memo = entry[0]
                 if memo is None:
-                    hit = fast(raw)
+                    hit = entry[1](raw)
                 else:
                     hit = memo.get(raw)
                     if hit is None:
-                        hit = fast(raw)
-                        if len(memo) < MEMO_SIZE:
+                        hit = entry[1](raw)
+                        if size(memo) < limit:
                             memo[raw] = hit
+            elif raw is None:
+                hit = entry[4]
             else:
-                hit = cleaner._clean(raw)
-            value, extras, why = hit
-            out[key] = value
-            if extras is not None:
-                out.update(extras)
-            if why is not None and order < rank:
-                rank, reason, column = order, why, key
-        if seen < len(entries):  # planned columns absent from the record count as missing
-            for key, (_memo, _fast, cleaner, order) in entries.items():
+                hit = entry[2]._clean(raw)
+            out[key] = hit[0]
+            if hit[1] is not None:
+                out.update(hit[1])
+            if hit[2] is not None and entry[3] < rank:
+                rank, reason, column = entry[3], hit[2], key
+        if not entries.keys() <= row.keys():
+            # Planned columns absent from the record count as missing.
+            for key, (_memo, _fast, _cleaner, order, none_hit) in entries.items():
                 if key in row:
                     continue
-                value, extras, why = cleaner.clean(None)
+                value, extras, why = none_hit
                 out[key] = value
                 if extras is not None:
                     out.update(extras)
                 if why is not None and order < rank:
                     rank, reason, column = order, why, key
         if reason is not None:
-            return RecordResult(ok=False, record=None, reason=reason, column=column)
-        return RecordResult(ok=True, record=out)
+            return RecordResult(False, None, reason, column)
+        return RecordResult(True, out)  # positional: measurably cheaper per record
 
     # ------------------------------------------------------------ batch
     def transform(self, table: Any, *, source: str | None = None) -> CleanResult:
@@ -512,6 +531,11 @@ class _ColumnCleaner:
         bounds); anything else takes the general ``_clean`` so the rules live in one place."""
         mv, parse, slow = self.missing_values, self._parse, self._clean
         lo, hi = self.bounds if self.bounds is not None else (None, None)
+        # A raw value that parses cannot be a missing token unless some token parses itself
+        # (in any case: parsers ignore surrounding spaces); then the token test comes first.
+        check_mv = self.kind in ("categorical", "text", "boolean") or any(
+            parse(v) is not None for m in mv for v in (m, m.upper(), m.title())
+        )
         code_name = self.code_name
         if self.flag_name is not None:
             return slow
@@ -527,7 +551,7 @@ class _ColumnCleaner:
         if code_name is not None:
 
             def fast_currency(raw: str) -> tuple[Any, dict[str, Any] | None, str | None]:
-                if raw.strip(WS).lower() in mv:
+                if check_mv and raw.strip(WS).lower() in mv:
                     return slow(raw)
                 parsed = parse(raw)
                 if parsed is None:
@@ -540,7 +564,7 @@ class _ColumnCleaner:
             return fast_currency
 
         def fast(raw: str) -> tuple[Any, dict[str, Any] | None, str | None]:
-            if raw.strip(WS).lower() in mv:
+            if check_mv and raw.strip(WS).lower() in mv:
                 return slow(raw)
             v = parse(raw)
             if v is None or (lo is not None and (v < lo or v > hi)):
@@ -586,8 +610,16 @@ class _ColumnCleaner:
             return integer
         if kind == "currency":
             default = rule.default_currency
-            return lambda s: parse_currency(s, default)
+            # The per-column memo caches results; the function's own LRU would only add cost.
+            uncached = parse_currency.__wrapped__
+
+            def currency(s: str) -> tuple[float, str | None] | None:
+                return uncached(s, default)
+
+            return currency
         dayfirst, unit = rule.dayfirst, rule.epoch_unit
+        iso = _FAST_ISO.match
+        from_iso = datetime.fromisoformat
         if kind == "date":
 
             def to_date(s: str) -> date | None:
@@ -597,6 +629,13 @@ class _ColumnCleaner:
             return to_date
 
         def to_datetime(s: str) -> datetime | None:
+            # Fixed-width ISO (the "iso" shape without offset or fraction): the C parser gives
+            # the same datetime; a date or time out of range raises, as in parse_datetime.
+            if iso(s) is not None:
+                try:
+                    return from_iso(s[:19]).replace(tzinfo=UTC_ZONE)
+                except ValueError:
+                    return None
             dt = parse_datetime(s, dayfirst, unit)
             return None if dt is None else dt.replace(tzinfo=UTC_ZONE)
 

@@ -174,12 +174,13 @@ def parse_currency(text: str, default_currency: str | None) -> tuple[float, str 
     m = _CURRENCY.match(text.strip(WS))
     if m is None:
         return None
-    amount = _currency_amount(m.group("num"))
+    neg1, pre, neg2, num, post = m.groups()  # one call instead of five group() lookups
+    amount = _currency_amount(num)
     if amount is None:
         return None
-    if m.group("neg1") or m.group("neg2"):
+    if neg1 or neg2:
         amount = -amount
-    sym = m.group("pre") or m.group("post")
+    sym = pre or post
     code = default_currency if sym is None else CURRENCY_SYMBOLS.get(sym, sym.upper())
     return amount, code
 

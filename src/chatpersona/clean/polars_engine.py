@@ -113,9 +113,10 @@ def _currency(s: pl.Expr, default: str | None, tag: str) -> tuple[pl.Expr, pl.Ex
     # amount and code). Costly steps run on a masked input (null where they do not apply),
     # because a when/then evaluates every branch on every row. Intermediate results are
     # materialized as named columns (stages) so no sub-expression is evaluated twice.
-    t = s.str.strip_chars(WS)
-    valid = t.str.contains(CURRENCY_RE)
-    tv = pl.when(valid).then(t)
+    stage_t = [s.str.strip_chars(WS).alias(f"{tag}_s")]
+    t = pl.col(f"{tag}_s")
+    stage_v = [pl.when(t.str.contains(CURRENCY_RE)).then(t).alias(f"{tag}_tv")]
+    tv = pl.col(f"{tag}_tv")
     # In a valid string everything around the number is sign, spaces, letters or symbols.
     stage_a = [
         tv.str.strip_chars(" -" + _LETTERS + "".join(CURRENCY_SYMBOLS)).alias(f"{tag}_num"),
@@ -168,13 +169,18 @@ def _currency(s: pl.Expr, default: str | None, tag: str) -> tuple[pl.Expr, pl.Ex
     finite = pl.when(amt.is_finite()).then(amt)
     amount = pl.when(pl.col(f"{tag}_neg")).then(-finite).otherwise(finite)
     symc = pl.col(f"{tag}_sym")
+    # Symbols to codes by a when/then chain (a replace() would make Polars' streaming engine
+    # hold the whole column).
+    named = symc
+    for symbol, iso in CURRENCY_SYMBOLS.items():
+        named = pl.when(symc == symbol).then(pl.lit(iso)).otherwise(named)
     code = (
         pl.when(symc.is_null())
         .then(pl.lit(default, dtype=pl.Utf8))
-        .otherwise(symc.replace(CURRENCY_SYMBOLS).str.to_uppercase())
+        .otherwise(named.str.to_uppercase())
     )
     code = pl.when(amt.is_finite()).then(code)
-    return amount, code, [stage_a, stage_b, stage_c, stage_d]
+    return amount, code, [stage_t, stage_v, stage_a, stage_b, stage_c, stage_d]
 
 
 _YMD = r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}"
@@ -283,8 +289,10 @@ def parse_column(
 ) -> Parsed:
     """Parse one raw text column (Utf8 expression) according to ``rule``; ``stages`` must be
     added (in order, with ``with_columns``) before the value expressions are evaluated."""
-    stages: Stages = []
-    missing = raw.is_null() | _is_missing_text(raw, missing_values)
+    # Sub-results used more than once are materialized as stage columns: inside one
+    # expression Polars may evaluate a repeated sub-expression each time.
+    stages: Stages = [[(raw.is_null() | _is_missing_text(raw, missing_values)).alias(f"{tag}_mi")]]
+    missing = pl.col(f"{tag}_mi")
     code: pl.Expr | None = None
     kind = rule.kind
     if kind == "id":
@@ -304,12 +312,15 @@ def parse_column(
     elif kind == "numeric":
         value = _number(raw)
     elif kind == "integer":
-        x = _number(raw)
+        stages.append([_number(raw).alias(f"{tag}_x")])
+        x = pl.col(f"{tag}_x")
         value = pl.when((x == x.floor()) & (x.abs() <= MAX_INT)).then(x).cast(pl.Int64)
     elif kind == "currency":
-        value, code, stages = _currency(raw, rule.default_currency, tag)
+        value, code, more = _currency(raw, rule.default_currency, tag)
+        stages += more
     elif kind in ("date", "datetime"):
-        value, stages = _datetime(raw, rule.dayfirst, rule.epoch_unit, tag)
+        value, more = _datetime(raw, rule.dayfirst, rule.epoch_unit, tag)
+        stages += more
         if kind == "date":
             value = value.dt.date()
     else:  # pragma: no cover - kinds are validated by the plan
@@ -323,9 +334,16 @@ def parse_column(
 
 def as_text_frame(df: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """Cast the planned columns to text so both engines see the same raw values."""
+    casts = text_casts(df.schema, columns)
+    return df.with_columns(casts) if casts else df
+
+
+def text_casts(schema: Any, columns: list[str]) -> list[pl.Expr]:
+    """The casts of :func:`as_text_frame` for a table of ``schema`` (a name -> dtype
+    mapping); columns that already are text need none."""
     casts: list[Any] = []
     for c in columns:
-        dtype = df.schema[c]
+        dtype = schema[c]
         if dtype == pl.Utf8:
             continue
         if dtype == pl.Boolean:
@@ -343,7 +361,7 @@ def as_text_frame(df: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
             )
         else:
             casts.append(pl.col(c).cast(pl.Utf8).alias(c))
-    return df.with_columns(casts) if casts else df
+    return casts
 
 
 def parse_stage(rule: ColumnRule, i: int, missing_values: tuple[str, ...]) -> Stages:

@@ -1,5 +1,7 @@
-"""File-to-file cleaning behind ``chatpersona clean``: in memory for ordinary files, in
-batches for files larger than memory. Every output is written atomically."""
+"""File-to-file cleaning behind ``chatpersona clean``: CSV and Parquet inputs by two streamed
+passes (:mod:`chatpersona.clean.streamed`, never holding the raw table), JSON Lines in memory
+(in batches when larger than 512 MiB or with ``batch_rows``). Every output is written
+atomically."""
 
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ from chatpersona.exceptions import InputError
 
 __all__ = ["AUTO_BATCH_BYTES", "CleanPaths", "clean_file", "default_paths"]
 
-AUTO_BATCH_BYTES = 512 * 1024**2
+AUTO_BATCH_BYTES = 512 * 1024**2  # JSON Lines inputs over this size are cleaned in batches
+STREAMED_FORMATS = ("csv", "parquet")  # cleaned by two streamed passes (clean.streamed)
 DEFAULT_BATCH_ROWS = 500_000
 Progress = Callable[[str, int], None]
 
@@ -83,10 +86,13 @@ def clean_file(
         table_format(p)
     if not source.is_file():
         raise InputError("Input file not found", code="file_not_found", file=str(source))
-    if batch_rows is None and source.stat().st_size > AUTO_BATCH_BYTES:
+    streamable = table_format(source) in STREAMED_FORMATS
+    if batch_rows is None and not streamable and source.stat().st_size > AUTO_BATCH_BYTES:
         batch_rows = DEFAULT_BATCH_ROWS
     if batch_rows:
         report = _clean_batched(source, paths, plan, fitted, batch_rows, progress)
+    elif streamable:
+        report = _clean_streamed(source, paths, plan, fitted, progress)
     else:
         report = _clean_in_memory(source, paths, plan, fitted, progress)
     report["input"] = str(source)
@@ -114,6 +120,29 @@ def _prepare(
     if paths.plan_yaml is not None:
         plan.to_yaml(paths.plan_yaml)
     return plan, inferred
+
+
+def _clean_streamed(
+    source: Path,
+    paths: CleanPaths,
+    plan: CleaningPlan | None,
+    fitted: FittedPlan | None,
+    progress: Progress,
+) -> dict[str, Any]:
+    from chatpersona.clean.polars_engine import DEDUP_SAMPLE
+    from chatpersona.clean.streamed import SAMPLE_ROWS, clean_streamed, read_sample
+
+    scan, sample = read_sample(
+        source, SAMPLE_ROWS if plan is None and fitted is None else DEDUP_SAMPLE
+    )
+    progress("read", sample.height)
+    plan, inferred = _prepare(sample, plan, fitted, paths)
+    report, fitted = clean_streamed(source, scan, sample, plan, fitted, paths, progress)
+    if paths.fitted_json is not None:
+        fitted.to_json(paths.fitted_json)
+    report["plan_inferred"] = inferred
+    report["mode"] = "streamed"
+    return report
 
 
 def _clean_in_memory(

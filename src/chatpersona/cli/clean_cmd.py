@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,8 @@ plan_app = typer.Typer(
 )
 
 INPUT_HELP = "Input table: .csv, .parquet or .jsonl (JSON Lines)."
+ALLOCATOR_ENV = "_RJEM_MALLOC_CONF"
+ALLOCATOR_CONF = "dirty_decay_ms:200,muzzy_decay_ms:0"
 
 
 def clean(
@@ -80,8 +83,8 @@ def clean(
         typer.Option(
             "--batch-rows",
             min=1,
-            help="Process in batches of this many rows (for files larger than memory). "
-            "Default: automatic for inputs over 512 MiB.",
+            help="Process in batches of this many rows. Default: CSV and Parquet inputs are "
+            "streamed (never loaded whole); JSON Lines inputs over 512 MiB go in batches.",
         ),
     ] = None,
     quiet: Annotated[
@@ -104,6 +107,10 @@ def clean(
 ) -> None:
     """Clean INPUT with a plan into OUTPUT; every input row ends up accepted, duplicate or
     quarantined (with a reason code), and the counts add up."""
+    # Polars' allocator (jemalloc) keeps freed pages for 10 s by default; the streamed passes
+    # free and allocate a lot in turn, so returning pages sooner lowers the peak (measured
+    # ~0.1 GB at 1M rows). Read when Polars is first loaded, i.e. only in a fresh process.
+    os.environ.setdefault(ALLOCATOR_ENV, ALLOCATOR_CONF)
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -1,0 +1,643 @@
+"""Streamed file cleaning behind ``chatpersona clean`` for CSV and Parquet inputs.
+
+The raw table is never held in memory: two lazy passes over the file run on Polars' streaming
+engine (``engine="streaming"``), each a set of queries over one cached scan run together by
+``pl.collect_all``:
+
+1. **fit** — per column the distinct raw values with their counts (labels, booleans and
+   every column whose leading rows repeat their values), plus the parsed values of the
+   numeric columns in row order (8 bytes a row each: medians and quartiles need them all).
+   The distinct values are parsed once each; the statistics are computed from these exactly
+   as :meth:`FittedPlan.fit` computes them (same numpy calls on the same values in the same
+   order), so the fitted plan is identical.
+2. **transform** — the same expressions as :func:`polars_engine.transform_frame`, row by
+   row for the other columns and by a lookup in the cleaned distinct values for the
+   repetitive ones, streamed into the accepted and quarantine outputs while the report's
+   per-column counts are computed as aggregates of the same pass. With duplicate rules,
+   candidate rows go to a temporary Parquet spool instead; the duplicates are decided on its
+   key columns (row number, a 64-bit hash of the cleaned row, the id, the timestamp; rows
+   sharing a hash are compared exactly) and a third streamed pass splits the spool into the
+   accepted and duplicates outputs.
+
+Outputs, quarantine reasons, accounting and report equal the in-memory path's (tested).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+
+from chatpersona.clean.fitted import FittedPlan, _decode
+from chatpersona.clean.io import _new_temp, table_format
+from chatpersona.clean.plan import NUMERIC_KINDS, CleaningPlan
+from chatpersona.clean.polars_engine import (
+    DEDUP_SAMPLE,
+    REASON_BY_KIND,
+    REASON_CODES,
+    _few_distinct,
+    apply_stages,
+    column_exprs,
+    merge_stages,
+    parse_stage,
+    text_casts,
+)
+from chatpersona.clean.report import MAX_LABELS, _histogram
+from chatpersona.exceptions import InputError
+
+__all__ = ["ENGINE", "SAMPLE_ROWS", "clean_streamed", "read_sample", "scan_table"]
+
+ENGINE: Final = "streaming"
+SAMPLE_ROWS = 200_000  # rows looked at for plan inference (infer_plan's own limit)
+LABEL_KINDS = ("categorical", "boolean")
+Progress = Callable[[str, int], None]
+
+
+def scan_table(path: Path) -> pl.LazyFrame:
+    """A lazy scan of a CSV (every column as text) or Parquet file."""
+    fmt = table_format(path)
+    if fmt == "csv":
+        return pl.scan_csv(path, infer_schema=False)
+    if fmt == "parquet":
+        return pl.scan_parquet(path)
+    raise ValueError(f"no streamed scan for {fmt}")
+
+
+def _unreadable(path: Path, exc: Exception) -> InputError:
+    fmt = table_format(path)
+    return InputError(f"Cannot read {fmt} input: {exc}", code="unreadable_input", file=str(path))
+
+
+def read_sample(path: Path, rows: int = SAMPLE_ROWS) -> tuple[pl.LazyFrame, pl.DataFrame]:
+    """The scan of ``path`` and its first ``rows`` rows."""
+    try:
+        scan = scan_table(path)
+        head = _csv_head(path, rows) if table_format(path) == "csv" else None
+        return scan, head if head is not None else scan.head(rows).collect()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise _unreadable(path, exc) from exc
+
+
+def _csv_head(path: Path, rows: int) -> pl.DataFrame | None:
+    """The first ``rows`` rows of a CSV file from its leading bytes only (Polars' reader
+    loads the whole file for a head). The last record of a cut is dropped, being possibly
+    incomplete; None (read normally) when the leading bytes do not parse or hold too few
+    rows."""
+    size = path.stat().st_size
+    n_bytes = 1 << 20
+    with path.open("rb") as fh:
+        while n_bytes < size:
+            fh.seek(0)
+            chunk = fh.read(n_bytes)
+            cut = chunk.rfind(b"\n")
+            if cut > 0:
+                try:
+                    df = pl.read_csv(chunk[: cut + 1], infer_schema=False)
+                except pl.exceptions.PolarsError:
+                    return None
+                if df.height > rows:
+                    return df.head(rows)
+            n_bytes *= 4
+    return None
+
+
+def _sink(lf: pl.LazyFrame, path: Path, fmt: str) -> pl.LazyFrame:
+    if fmt == "csv":
+        out = lf.sink_csv(path, lazy=True)
+    elif fmt == "parquet":
+        out = lf.sink_parquet(path, lazy=True)
+    else:
+        out = lf.sink_ndjson(path, lazy=True)
+    assert out is not None
+    return out
+
+
+def _run(queries: list[pl.LazyFrame], source: Path) -> list[pl.DataFrame]:
+    try:
+        return pl.collect_all(queries, engine=ENGINE)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise _unreadable(source, exc) from exc
+
+
+class _Temps:
+    """Temporary output files renamed into place only when every step succeeded."""
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[Path, Path]] = []
+
+    def new(self, path: Path) -> Path:
+        tmp = _new_temp(path)
+        self.pairs.append((tmp, path))
+        return tmp
+
+    def commit(self) -> None:
+        for tmp, path in self.pairs:
+            os.replace(tmp, path)
+        self.pairs = []
+
+    def abort(self) -> None:
+        for tmp, _ in self.pairs:
+            if tmp.exists():
+                tmp.unlink()
+        self.pairs = []
+
+
+def clean_streamed(
+    source: Path,
+    scan: pl.LazyFrame,
+    sample: pl.DataFrame,
+    plan: CleaningPlan,
+    fitted: FittedPlan | None,
+    paths: Any,
+    progress: Progress,
+) -> tuple[dict[str, Any], FittedPlan]:
+    """Clean ``source`` (scanned as ``scan``; ``sample`` = its first rows) into ``paths``;
+    fits ``plan`` unless ``fitted`` is given. Returns the report and the fitted plan."""
+    src = str(source)
+    checker = fitted if fitted is not None else FittedPlan(plan)
+    checker._check_columns(sample, src)
+    schema = sample.schema
+    columns_in = list(schema.names())
+    names = list(plan.columns)
+    rules = list(plan.columns.values())
+    mv = plan.missing_values
+    casts = text_casts(schema, names)
+    cast_names = {e.meta.output_name() for e in casts}
+    originals = {c: f"__orig{j}" for j, c in enumerate(columns_in) if c in cast_names}
+    base = scan.with_columns([pl.col(c).alias(o) for c, o in originals.items()] + casts).cache()
+
+    # Which columns are looked up by distinct value: labels and booleans always (their
+    # counts are statistics), others when their leading rows repeat their values.
+    head = sample.head(DEDUP_SAMPLE).select(names)
+    head = head.with_columns(text_casts(head.schema, names)) if casts else head
+    lookup = [
+        i
+        for i, r in enumerate(rules)
+        if r.kind in LABEL_KINDS
+        or (
+            r.kind != "id"
+            and r.kind not in NUMERIC_KINDS
+            and head.height > 0
+            and _few_distinct(head[r.name], r.kind)
+        )
+    ]
+    numeric = [i for i, r in enumerate(rules) if r.kind in NUMERIC_KINDS]
+
+    # ---------------------------------------------------------------- pass 1: fit
+    queries: list[pl.LazyFrame] = [base.select(pl.len().alias("n"))]
+    for i in lookup:
+        queries.append(base.group_by(rules[i].name).agg(pl.len().alias("__len")))
+    fitting = fitted is None
+    if fitting and numeric:
+        outs: list[str] = []
+        for i in numeric:
+            outs += [f"__p{i}", f"__m{i}", *([f"__k{i}"] if rules[i].kind == "currency" else [])]
+        stages = merge_stages([parse_stage(rules[i], i, mv) for i in numeric])
+        codes = [pl.col(f"__k{i}").cast(pl.Categorical) for i in numeric if f"__k{i}" in outs]
+        queries.append(
+            apply_stages(base.select([rules[i].name for i in numeric]), stages)
+            .select(outs)
+            .with_columns(codes)
+        )
+    results = _run(queries, source)
+    # The parsed numeric columns (row order) serve the statistics and then pass 2.
+    numbers = results.pop() if fitting and numeric else None
+    n_rows = int(results[0]["n"][0])
+    parsed: dict[int, pl.DataFrame] = {}
+    for k, i in enumerate(lookup):
+        rule = rules[i]
+        outs_i = [f"__p{i}", f"__m{i}", *([f"__k{i}"] if rule.kind == "currency" else [])]
+        parsed[i] = (
+            apply_stages(results[1 + k].lazy(), parse_stage(rule, i, mv))
+            .select(rule.name, "__len", *outs_i)
+            .collect()
+        )
+    if fitting:
+        fitted = _fit(plan, rules, n_rows, columns_in, parsed, numbers)
+    assert fitted is not None
+    progress("fit", n_rows)
+
+    # ---------------------------------------------------------------- pass 2: transform
+    stats = fitted.stats_
+    lf = base.with_row_index("_row", offset=1)
+    if numbers is not None:
+        decoded = [pl.col(c).cast(pl.Utf8) for c in numbers.columns if c.startswith("__k")]
+        lf = pl.concat([lf, numbers.lazy().with_columns(decoded)], how="horizontal")
+        del numbers
+    row_stages: list[Any] = []
+    exprs: list[pl.Expr] = []
+    index_exprs: list[pl.Expr] = []
+    gathers: list[pl.Expr] = []
+    out_map: dict[str, list[tuple[str, str]]] = {}
+    tables: dict[int, pl.DataFrame] = {}
+    for i, rule in enumerate(rules):
+        st = stats[rule.name]
+        s1, e, outs_c = column_exprs(rule, i, st, mv, _decode(rule.kind, st.get("fill")))
+        out_map[rule.name] = outs_c
+        if i not in parsed:
+            if not (fitting and i in numeric):  # else parsed in pass 1
+                row_stages.append(s1)
+            exprs += e
+            continue
+        # The null raw value (if any) last, so that a value's position in the table is its
+        # code in an Enum of the non-null values: the lookup is a cast, which streams
+        # (a replace_strict would hold the whole column).
+        table = (
+            parsed[i]
+            .lazy()
+            .with_columns(e)
+            .sort(pl.col(rule.name).is_null(), maintain_order=True)
+            .collect()
+        )
+        tables[i] = table
+        present = table[rule.name].drop_nulls()
+        index_exprs.append(
+            pl.col(rule.name)
+            .cast(pl.Enum(present))
+            .to_physical()
+            .cast(pl.UInt32)
+            .fill_null(present.len())
+            .alias(f"__i{i}")
+        )
+        # Per row only what the outputs and the accepted-row counts need; the other counts
+        # come from the table and its value counts.
+        wanted = {f"__v{i}", f"__c{i}", f"__o{i}", f"__n{i}", f"__s{i}"}
+        if table[f"__r{i}"].null_count() < table.height:
+            wanted.add(f"__r{i}")
+        if rule.on_invalid == "error":
+            wanted.add(f"__x{i}")
+        for x in e:
+            h = x.meta.output_name()
+            if h in wanted:
+                gathers.append(pl.lit(table[h]).gather(pl.col(f"__i{i}")).alias(h))
+            elif h == f"__r{i}":
+                gathers.append(pl.lit(None, dtype=pl.Int8).alias(h))
+    lf = apply_stages(lf, merge_stages(row_stages)) if row_stages else lf
+    if index_exprs:
+        lf = lf.with_columns(index_exprs)
+    idx = range(len(rules))
+    lf = lf.with_columns(exprs + gathers).with_columns(
+        pl.coalesce([pl.col(f"__r{i}") for i in idx]).alias("_reason"),
+        pl.coalesce(
+            [pl.when(pl.col(f"__r{i}").is_not_null()).then(pl.lit(i, dtype=pl.Int16)) for i in idx]
+        ).alias("_column"),
+    )
+    frame = lf.cache()
+    quarantined = pl.col("_reason").is_not_null()
+
+    out_pairs: list[tuple[str, str]] = []
+    for c in columns_in:
+        if c in out_map:
+            out_pairs += out_map[c]
+        elif plan.unplanned == "keep":
+            out_pairs.append((originals.get(c, c), c))
+    out_names = [o for _, o in out_pairs]
+    flag_cols = [pl.col(f"__{x}{i}") for i in idx for x in ("n", "s")]
+    dup_rule = plan.duplicates
+    dedup = dup_rule.exact_rows or dup_rule.id_column is not None
+    cand_cols: list[pl.Expr] = [
+        pl.col("_row"),
+        *[pl.col(hh).alias(o) for hh, o in out_pairs],
+        *flag_cols,
+    ]
+    if dup_rule.exact_rows:
+        cand_cols.append(
+            pl.struct([pl.col(hh) for hh, _ in out_pairs]).hash(seed=0).alias("__hash")
+        )
+    cand = frame.filter(~quarantined).select(cand_cols)
+
+    all_aggs: list[pl.Expr] = [pl.len().alias("rows_in")]
+    for i, rule in enumerate(rules):
+        if i not in tables:
+            all_aggs += [
+                pl.col(f"__m{i}").sum().alias(f"missing_before{i}"),
+                pl.col(f"__x{i}").sum().alias(f"invalid{i}"),
+                pl.col(f"__u{i}").sum().alias(f"outliers{i}"),
+            ]
+        if rule.on_invalid == "error":
+            all_aggs.append(pl.col("_row").filter(pl.col(f"__x{i}")).min().alias(f"bad{i}"))
+    for k, code in enumerate(REASON_CODES):
+        all_aggs.append((pl.col("_reason") == k).sum().alias(f"reason:{code}"))
+
+    quarantine_q = frame.filter(quarantined).select(
+        "_row",
+        *[pl.col(originals[c]).alias(c) if c in originals else pl.col(c) for c in columns_in],
+        pl.col("_reason").replace_strict(dict(enumerate(REASON_CODES)), return_dtype=pl.Utf8),
+        pl.col("_column").replace_strict(dict(enumerate(names)), return_dtype=pl.Utf8),
+    )
+    temps = _Temps()
+    spool_dir: tempfile.TemporaryDirectory[str] | None = None
+    try:
+        q_tmp = temps.new(paths.quarantine)
+        a_tmp = temps.new(paths.output)
+        d_tmp = temps.new(paths.duplicates)
+        if not dedup:
+            res = _run(
+                [
+                    _sink(quarantine_q, q_tmp, table_format(paths.quarantine)),
+                    _sink(cand.select(out_names), a_tmp, table_format(paths.output)),
+                    frame.select(all_aggs + _accepted_aggs(rules, stats, out_map, ~quarantined, 0)),
+                ],
+                source,
+            )
+            sums = _row(res[2]) | _table_sums(tables)
+            _check_errors(rules, sums, scan, source)
+            acc = sums
+            empty = cand.select("_row", *out_names).collect_schema()
+            dups = pl.DataFrame(schema={**empty, "_reason": pl.Utf8})
+            from chatpersona.clean.io import _write
+
+            _write(dups, d_tmp, table_format(paths.duplicates))
+            dup_reasons: dict[str, int] = {}
+        else:
+            spool_dir = tempfile.TemporaryDirectory(prefix=".clean-spool-", dir=paths.output.parent)
+            spool = Path(spool_dir.name) / "candidates.parquet"
+            res = _run(
+                [
+                    _sink(quarantine_q, q_tmp, table_format(paths.quarantine)),
+                    cand.sink_parquet(spool, compression="lz4", lazy=True),
+                    frame.select(all_aggs),
+                ],
+                source,
+            )
+            sums = _row(res[2]) | _table_sums(tables)
+            _check_errors(rules, sums, scan, source)
+            tags = _decide_duplicates(spool, plan, out_map, out_names)
+            dup_reasons = {str(k): int(n) for k, n in tags.group_by("_dup").len().iter_rows()}
+            sp = (
+                pl.scan_parquet(spool)
+                .with_columns(
+                    pl.col("_row")
+                    .replace_strict(tags["_row"], tags["_dup"], default=None, return_dtype=pl.Utf8)
+                    .alias("__dup")
+                )
+                .cache()
+            )
+            kept = sp.filter(pl.col("__dup").is_null())
+            res2 = _run(
+                [
+                    _sink(kept.select(out_names), a_tmp, table_format(paths.output)),
+                    _sink(
+                        sp.filter(pl.col("__dup").is_not_null()).select(
+                            "_row", *out_names, pl.col("__dup").alias("_reason")
+                        ),
+                        d_tmp,
+                        table_format(paths.duplicates),
+                    ),
+                    sp.select(_accepted_aggs(rules, stats, out_map, pl.col("__dup").is_null(), 1)),
+                ],
+                source,
+            )
+            acc = _row(res2[2])
+        progress("transform", n_rows)
+        temps.commit()
+    finally:
+        temps.abort()
+        if spool_dir is not None:
+            spool_dir.cleanup()
+    progress("write", n_rows)
+
+    if fitting:
+        _patch_counts(fitted, rules, sums)
+    report = _report(fitted, rules, sums, acc, tables, dup_reasons)
+    return report, fitted
+
+
+def _row(df: pl.DataFrame) -> dict[str, Any]:
+    """The one row of an aggregate frame; list columns (histogram values) as Series."""
+    lists = [c for c, t in df.schema.items() if isinstance(t, pl.List)]
+    row = df.drop(lists).row(0, named=True)
+    row.update({c: df[c][0] for c in lists})
+    return row
+
+
+def _table_sums(tables: dict[int, pl.DataFrame]) -> dict[str, int]:
+    """Per-row counts of looked-up columns, from their cleaned distinct values."""
+    out: dict[str, int] = {}
+    for i, t in tables.items():
+        row = t.select(
+            pl.col("__len").filter(pl.col(f"__{x}{i}")).sum().alias(x) for x in ("m", "x", "u")
+        ).row(0, named=True)
+        out[f"missing_before{i}"] = int(row["m"] or 0)
+        out[f"invalid{i}"] = int(row["x"] or 0)
+        out[f"outliers{i}"] = int(row["u"] or 0)
+    return out
+
+
+def _fit(
+    plan: CleaningPlan,
+    rules: list[Any],
+    n_rows: int,
+    columns_in: list[str],
+    parsed: dict[int, pl.DataFrame],
+    numbers_frame: pl.DataFrame | None,
+) -> FittedPlan:
+    """Statistics from pass 1, through the same code as :meth:`FittedPlan.fit`."""
+    counts: dict[str, dict[str, int]] = {}
+    numbers: dict[str, list[pl.Series]] = {r.name: [] for r in rules}
+    labels: dict[str, list[pl.DataFrame]] = {r.name: [] for r in rules}
+    codes: dict[str, list[pl.DataFrame]] = {r.name: [] for r in rules}
+    for i, rule in enumerate(rules):
+        name = rule.name
+        counts[name] = {"n_missing": 0, "n_invalid": 0}
+        if rule.kind in NUMERIC_KINDS:
+            assert numbers_frame is not None
+            pv, pm = numbers_frame[f"__p{i}"], numbers_frame[f"__m{i}"]
+            counts[name]["n_missing"] = int(pm.sum())
+            counts[name]["n_invalid"] = int((pv.is_null() & ~pm).sum())
+            numbers[name].append(pv.drop_nulls().rename("value").cast(pl.Float64))
+            if rule.kind == "currency":
+                codes[name].append(
+                    numbers_frame[f"__k{i}"].drop_nulls().rename("value").value_counts(name="n")
+                )
+        elif rule.kind in LABEL_KINDS:
+            t = parsed[i]
+            pe, me, w = pl.col(f"__p{i}"), pl.col(f"__m{i}"), pl.col("__len")
+            sums = t.select(
+                w.filter(me).sum().alias("m"), w.filter(pe.is_null() & ~me).sum().alias("x")
+            ).row(0, named=True)
+            counts[name]["n_missing"] = int(sums["m"] or 0)
+            if rule.kind in REASON_BY_KIND:
+                counts[name]["n_invalid"] = int(sums["x"] or 0)
+            labels[name].append(
+                t.filter(pe.is_not_null())
+                .group_by(pe.alias("value"))
+                .agg(w.sum().cast(pl.UInt32).alias("n"))
+            )
+        else:
+            # Counts of dates, ids and texts are facts only (their fills do not depend on
+            # them): they are taken from the transform pass (see _patch_counts).
+            numbers[name].append(pl.Series("value", [0], dtype=pl.Int64))
+    return FittedPlan(plan)._finish_fit(n_rows, counts, numbers, labels, codes, columns_in)
+
+
+def _patch_counts(fitted: FittedPlan, rules: list[Any], sums: dict[str, Any]) -> None:
+    for i, rule in enumerate(rules):
+        if rule.kind in NUMERIC_KINDS or rule.kind in LABEL_KINDS:
+            continue
+        st = fitted.stats_[rule.name]
+        st["n_missing"] = int(sums[f"missing_before{i}"])
+        st["n_invalid"] = int(sums[f"invalid{i}"])
+        st["n_valid"] = int(st["n"]) - st["n_missing"] - st["n_invalid"]
+
+
+def _accepted_aggs(
+    rules: list[Any],
+    stats: dict[str, Any],
+    out_map: dict[str, list[tuple[str, str]]],
+    accepted: pl.Expr,
+    named: int,
+) -> list[pl.Expr]:
+    """Counts over the accepted rows (``accepted``), and the accepted values of numeric
+    columns for the histograms; values are read from the helper (``named=0``) or output
+    (``named=1``) column."""
+    aggs: list[pl.Expr] = [accepted.sum().alias("rows_accepted")]
+    for i, rule in enumerate(rules):
+        has_fill = stats[rule.name].get("fill") is not None
+        value = pl.col(out_map[rule.name][0][named])
+        aggs += [
+            (pl.col(f"__n{i}") & accepted & pl.lit(has_fill)).sum().alias(f"imputed{i}"),
+            (pl.col(f"__s{i}") & accepted).sum().alias(f"standardized{i}"),
+            (value.is_null() & accepted).sum().alias(f"missing_after{i}"),
+        ]
+        if rule.kind in NUMERIC_KINDS:
+            aggs.append(value.filter(accepted).implode().alias(f"hist{i}"))
+    return aggs
+
+
+def _check_errors(rules: list[Any], sums: dict[str, Any], scan: pl.LazyFrame, source: Path) -> None:
+    for i, rule in enumerate(rules):
+        bad = sums.get(f"bad{i}")
+        if rule.on_invalid != "error" or bad is None:
+            continue
+        value = scan.slice(int(bad) - 1, 1).select(rule.name).collect().item()
+        raise InputError(
+            f"Cannot parse a {rule.kind} value",
+            code=REASON_BY_KIND.get(rule.kind),
+            file=str(source),
+            column=rule.name,
+            row=int(bad),
+            value=value,
+        )
+
+
+def _decide_duplicates(
+    spool: Path,
+    plan: CleaningPlan,
+    out_map: dict[str, list[tuple[str, str]]],
+    out_names: list[str],
+) -> pl.DataFrame:
+    """``(_row, _dup)`` of the duplicate candidates, by the rules of ``transform_frame``:
+    exact copies of an earlier cleaned row, then one row per id (the latest by ``latest_by``,
+    else the first). Rows are matched by a 64-bit hash first, then compared exactly."""
+    rule = plan.duplicates
+    lf = pl.scan_parquet(spool)
+    id_out = out_map[rule.id_column][0][1] if rule.id_column else None
+    ts_out = out_map[rule.latest_by][0][1] if rule.latest_by else None
+    key_cols = ["_row"]
+    if rule.exact_rows:
+        key_cols.append("__hash")
+    if id_out is not None:
+        key_cols.append(id_out)
+    if ts_out is not None and ts_out not in key_cols:
+        key_cols.append(ts_out)
+    keys = lf.select(key_cols).collect(engine=ENGINE)
+    if rule.exact_rows and keys.height:
+        shared = keys.filter(pl.col("__hash").is_duplicated())["_row"]
+        rows = (
+            lf.filter(pl.col("_row").is_in(shared.implode()))
+            .select("_row", *out_names)
+            .collect(engine=ENGINE)
+            .sort("_row")
+        )
+        exact_rows = rows.filter(~pl.struct(out_names).is_first_distinct())["_row"]
+        keys = keys.with_columns(pl.col("_row").is_in(exact_rows.implode()).alias("_exact"))
+    else:
+        keys = keys.with_columns(pl.lit(False).alias("_exact"))
+    dup_id = pl.lit(False)
+    if id_out is not None and keys.height:
+        rest = keys.filter(~pl.col("_exact"))
+        if ts_out is not None:
+            rest = rest.sort([ts_out, "_row"], descending=[True, False], nulls_last=True)
+        winners = rest.unique(subset=[id_out], keep="first", maintain_order=True)["_row"]
+        dup_id = ~pl.col("_exact") & ~pl.col("_row").is_in(winners.implode())
+    return keys.select(
+        "_row",
+        pl.when(pl.col("_exact"))
+        .then(pl.lit("duplicate_row"))
+        .when(dup_id)
+        .then(pl.lit("duplicate_id"))
+        .alias("_dup"),
+    ).filter(pl.col("_dup").is_not_null())
+
+
+def _label_map(table: pl.DataFrame, name: str, i: int) -> list[dict[str, Any]]:
+    """``report._label_map`` from the cleaned distinct values and their counts."""
+    df = table.select(
+        pl.col(name).alias("raw"),
+        pl.col(f"__v{i}").cast(pl.Utf8).alias("value"),
+        pl.col(f"__m{i}").alias("m"),
+        pl.col("__len").alias("count"),
+    ).filter(~pl.col("m") & (pl.col("raw") != pl.col("value")).fill_null(True))
+    if df.height == 0:
+        return []
+    df = df.sort(["count", "raw"], descending=[True, False]).head(MAX_LABELS)
+    return [{"from": r, "to": v, "count": int(n)} for r, v, _m, n in df.iter_rows()]
+
+
+def _report(
+    fitted: FittedPlan,
+    rules: list[Any],
+    sums: dict[str, Any],
+    acc: dict[str, Any],
+    tables: dict[int, pl.DataFrame],
+    dup_reasons: dict[str, int],
+) -> dict[str, Any]:
+    """The dict of :func:`report.build_report`, from the streamed aggregates."""
+    plan = fitted.plan
+    reasons: dict[str, int] = {}
+    for code in REASON_CODES:
+        n = int(sums[f"reason:{code}"])
+        if n:
+            reasons[code] = n
+    reasons.update(dup_reasons)
+    reasons = dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
+    columns: dict[str, Any] = {}
+    for i, rule in enumerate(rules):
+        name = rule.name
+        st = fitted.stats_[name]
+        entry: dict[str, Any] = {
+            "kind": rule.kind,
+            "inferred": rule.inferred,
+            "rule": rule.to_dict(),
+            "missing_before": int(sums[f"missing_before{i}"]),
+            "invalid": int(sums[f"invalid{i}"]),
+            "missing_after": int(acc[f"missing_after{i}"]),
+            "imputed": int(acc[f"imputed{i}"]),
+            "fill_value": st.get("fill"),
+            "standardized": int(acc[f"standardized{i}"]),
+            "outliers": int(sums[f"outliers{i}"]),
+            "stats": st,
+        }
+        if rule.note:
+            entry["note"] = rule.note
+        if rule.kind in LABEL_KINDS:
+            entry["label_map"] = _label_map(tables[i], name, i)
+        if rule.kind in ("numeric", "integer", "currency"):
+            entry["bounds"] = [st.get("lo"), st.get("hi")]
+            entry["histogram"] = _histogram(acc[f"hist{i}"])
+        columns[name] = entry
+    n_q = sum(int(sums[f"reason:{c}"]) for c in REASON_CODES)
+    return {
+        "rows_in": int(sums["rows_in"]),
+        "rows_accepted": int(acc["rows_accepted"]),
+        "rows_duplicate": int(sum(dup_reasons.values())),
+        "rows_quarantined": n_q,
+        "reasons": reasons,
+        "columns": columns,
+        "duplicates": plan.duplicates.to_dict(),
+    }

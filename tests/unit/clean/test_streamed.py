@@ -1,0 +1,196 @@
+"""The streamed file path (``clean.streamed``) equals the in-memory transform: the same
+accepted, quarantined and duplicate rows, the same report and the same fitted statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from chatpersona.clean import CleaningPlan, FittedPlan
+from chatpersona.clean.io import read_table
+from chatpersona.clean.runner import clean_file, default_paths
+
+RUNNER_KEYS = ("mode", "input", "outputs", "plan_inferred")
+
+
+def messy_table(n: int, seed: int) -> pl.DataFrame:
+    """A messy table with missing, invalid and outlying values in every kind, exact
+    duplicate rows and repeated ids with different timestamps."""
+    rng = np.random.default_rng(seed)
+
+    def pick(options: list[str | None]) -> list[str | None]:
+        return [options[k] for k in rng.integers(0, len(options), n)]
+
+    ages = [str(a) for a in rng.integers(18, 80, n)]
+    for k in rng.integers(0, n, n // 50):
+        ages[k] = str(rng.choice(["420", "-300", "", "na", "31.5", "abc"]))
+    height = [f"{h:.1f}" for h in rng.normal(170, 10, n)]
+    for k in rng.integers(0, n, n // 40):
+        height[k] = str(rng.choice(["", "999", "n/a", "1e3"]))
+    spend = [
+        rng.choice(["${:,.2f}", "{:.2f} €", "USD {:.2f}", "€ {:.2f}"]).format(a)
+        for a in rng.gamma(2.0, 300.0, n)
+    ]
+    for k in rng.integers(0, n, n // 30):
+        spend[k] = str(rng.choice(["", "12", "£3", "lots", "1.234,50 €", "-$5"]))
+    seconds = rng.integers(0, 86400 * 30, n)
+    seen = [
+        f"2024-03-{1 + s // 86400:02d}T{s % 86400 // 3600:02d}:{s % 3600 // 60:02d}:00Z"
+        for s in seconds.tolist()
+    ]
+    for k in rng.integers(0, n, n // 60):
+        seen[k] = str(rng.choice(["03/05/2024 10:00", "2024-03-05 12:00:00+02:00", "soon", ""]))
+    ids = [f"u{k}" for k in rng.integers(0, n * 3 // 4, n)]  # repeated ids
+    table = pl.DataFrame(
+        {
+            "user_id": ids,
+            "age": ages,
+            "height": height,
+            "score": [str(x) for x in rng.integers(0, 17, n)],
+            "is_vip": pick(["Y", "no", " yes", "N", "true", "0", "1", "", "maybe", None]),
+            "gender": pick(["F", "female", " Female ", "M", "male", "MALE", "Non-binary", ""]),
+            "region": pick(["North", "north ", "NORTH", "South", "East", None]),
+            "signup": pick(["2024-03-05", "05/03/2024", "Mar 5 2024", "1709596800", "never", ""]),
+            "seen_at": seen,
+            "spend": spend,
+            "notes": pick(["  Hello   World ", "ﬁne", "", "ok", "Ｆｕｌｌ width"]),
+            "extra": [str(k) for k in rng.integers(0, 5, n)],
+        }
+    )
+    copies = table.sample(n // 20, seed=seed, with_replacement=True)
+    return pl.concat([table, copies])  # exact duplicates after their originals
+
+
+PLAN: dict[str, Any] = {
+    "columns": {
+        "user_id": {"kind": "id"},
+        "age": {
+            "kind": "integer",
+            "missing": "median",
+            "outliers": {"method": "zscore", "action": "quarantine"},
+        },
+        "height": {
+            "kind": "numeric",
+            "missing": "mean",
+            "outliers": {"method": "iqr", "action": "clip"},
+        },
+        "score": {
+            "kind": "numeric",
+            "missing": "none",
+            "on_invalid": "null",
+            "outliers": {"method": "mad", "action": "flag"},
+        },
+        "is_vip": {"kind": "boolean", "missing": "mode"},
+        "gender": {
+            "kind": "categorical",
+            "missing": "unknown",
+            "synonyms": {"f": "female", "m": "male"},
+            "fuzzy_threshold": 0.8,
+        },
+        "region": {"kind": "categorical", "missing": "mode"},
+        "signup": {"kind": "date", "dayfirst": True},
+        "seen_at": {"kind": "datetime", "dayfirst": False},
+        "spend": {"kind": "currency", "missing": "median", "default_currency": "USD"},
+        "notes": {"kind": "text", "missing": "constant", "fill_value": "n/a text"},
+    },
+}
+
+DUPLICATES = [
+    pytest.param({"exact_rows": False}, id="no-duplicate-rules"),
+    pytest.param({"exact_rows": True}, id="exact-rows"),
+    pytest.param(
+        {"exact_rows": True, "id_column": "user_id", "latest_by": "seen_at"}, id="id-latest"
+    ),
+    pytest.param({"exact_rows": False, "id_column": "user_id"}, id="id-first"),
+]
+
+
+def _in_memory(src: Path, plan: CleaningPlan) -> tuple[Any, FittedPlan]:
+    fitted = FittedPlan(plan)
+    return fitted.fit_transform(read_table(src), source=str(src)), fitted
+
+
+def _report(path: Path) -> dict[str, Any]:
+    report = json.loads(path.read_text())
+    for key in RUNNER_KEYS:
+        report.pop(key, None)
+    return report
+
+
+@pytest.mark.parametrize("duplicates", DUPLICATES)
+@pytest.mark.parametrize("unplanned", ["keep", "drop"])
+def test_streamed_equals_in_memory(tmp_path: Path, duplicates: dict, unplanned: str) -> None:
+    src = tmp_path / "in.csv"
+    messy_table(6000, seed=3).write_csv(src)
+    plan = CleaningPlan.from_dict({**PLAN, "duplicates": duplicates, "unplanned": unplanned})
+    paths = default_paths(tmp_path / "out.parquet", fitted_json=tmp_path / "fitted.json")
+    report = clean_file(src, paths, plan=plan)
+    assert report["mode"] == "streamed"
+    expected, fitted = _in_memory(src, plan)
+
+    assert pl.read_parquet(paths.output).equals(expected.accepted)
+    assert pl.read_parquet(paths.quarantine).equals(expected.quarantine)
+    assert pl.read_parquet(paths.duplicates).equals(expected.duplicates)
+    assert _report(paths.report_json) == json.loads(json.dumps(expected.report))
+    assert FittedPlan.from_json(paths.fitted_json) == fitted
+    # The accounting adds up and the cases of interest occur.
+    assert report["rows_in"] == (
+        report["rows_accepted"] + report["rows_duplicate"] + report["rows_quarantined"]
+    )
+    assert report["rows_quarantined"] > 0
+    if duplicates.get("exact_rows") or duplicates.get("id_column"):
+        assert report["rows_duplicate"] > 0
+
+
+def test_streamed_with_a_fitted_plan_and_typed_parquet_input(tmp_path: Path) -> None:
+    """A Parquet input with typed columns (cast to text for the plan, kept as they were in
+    the quarantine file) cleaned with an already fitted plan."""
+    table = messy_table(3000, seed=5).with_columns(
+        pl.col("score").cast(pl.Int64), pl.col("extra").cast(pl.Int32)
+    )
+    src = tmp_path / "in.parquet"
+    table.write_parquet(src)
+    plan = CleaningPlan.from_dict(
+        {**PLAN, "duplicates": {"exact_rows": True, "id_column": "user_id"}}
+    )
+    fitted = FittedPlan(plan).fit(table)
+    paths = default_paths(tmp_path / "out.csv")
+    report = clean_file(src, paths, fitted=fitted)
+    assert report["mode"] == "streamed"
+    expected = fitted.transform(table, source=str(src))
+    tmp = tmp_path / "expected"
+    tmp.mkdir()
+    expected.accepted.write_csv(tmp / "a.csv")
+    expected.quarantine.write_csv(tmp / "q.csv")
+    expected.duplicates.write_csv(tmp / "d.csv")
+    assert paths.output.read_text() == (tmp / "a.csv").read_text()
+    assert paths.quarantine.read_text() == (tmp / "q.csv").read_text()
+    assert paths.duplicates.read_text() == (tmp / "d.csv").read_text()
+    assert _report(paths.report_json) == json.loads(json.dumps(expected.report))
+
+
+def test_streamed_strict_rule_error_names_the_first_bad_row(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    pl.DataFrame({"a": ["1", "2", "x", "y"], "b": ["1", "oops", "3", "4"]}).write_csv(src)
+    plan = CleaningPlan.from_dict(
+        {
+            "columns": {
+                "a": {"kind": "numeric", "on_invalid": "error"},
+                "b": {"kind": "numeric", "on_invalid": "error"},
+            }
+        }
+    )
+    from chatpersona.exceptions import InputError
+
+    with pytest.raises(InputError) as err:
+        clean_file(src, default_paths(tmp_path / "o.csv"), plan=plan)
+    # Columns are checked in plan order, as in memory: column a, data row 3, value "x".
+    assert err.value.column == "a"
+    assert err.value.row == 3
+    assert err.value.value == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
