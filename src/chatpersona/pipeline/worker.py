@@ -164,8 +164,8 @@ class Pipeline:
     features:
         A fitted feature spec (``transform_one``); without one, window features are used.
     aggregates:
-        ``(new, update)`` functions of the per-user feature aggregates kept in state;
-        ``"auto"`` uses :mod:`chatpersona.features.online` when ``features`` or
+        ``(new, update)`` functions of the per-user feature aggregates kept in state
+        (``update(aggregates, event)`` gets each validated :class:`Event`); ``"auto"`` uses :mod:`chatpersona.features.online` when ``features`` or
         ``models`` is given (a model may carry its own fitted feature spec).
     models:
         A :class:`ModelSource` (or a bare model, wrapped in :class:`StaticModel`).
