@@ -153,13 +153,14 @@ def update_aggregates(agg: dict[str, Any], event: Mapping[str, Any] | Any) -> No
     """
     if isinstance(getattr(event, "ts", None), datetime):
         # A validated event object (the stream worker's): its fields, without a dump.
-        etype = event.type
+        obj: Any = event
+        etype = obj.type
         if etype not in _CHAT_TYPES:
             return
-        ts = parse_ts(event.ts)
-        payload = event.payload or {}
-        event_id = str(event.event_id)
-        device, channel = event.device, event.channel
+        ts = parse_ts(obj.ts)
+        payload = obj.payload or {}
+        event_id = str(obj.event_id)
+        device, channel = obj.device, obj.channel
     elif isinstance(event, Mapping):
         etype = event.get("type")
         if etype not in _CHAT_TYPES:
