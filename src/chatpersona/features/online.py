@@ -83,6 +83,8 @@ EVENT_FEATURES: tuple[str, ...] = tuple(n for fam in FAMILIES.values() for n in 
 def parse_ts(value: Any) -> datetime:
     """An event timestamp (ISO-8601 string, ``Z`` allowed, or datetime) as an aware UTC datetime."""
     if isinstance(value, datetime):
+        if value.tzinfo is UTC:
+            return value  # already an aware UTC datetime (the validated events' case)
         ts = value
     elif isinstance(value, str):
         try:

@@ -442,20 +442,21 @@ class UpdateProfile(Step):
             batch.fences = [k for k in batch.touched if batch.ops.get(k) and batch.ops[k].feedback]
             if batch.fences:
                 ctx.state.commit({FENCE + k: {"inflight": True} for k in batch.fences}, [])
+        # One SegmentRef per segment of the batch, shared by its users' patches (all
+        # assigned now by the same model; nothing mutates a SegmentRef).
+        refs: dict[tuple[str, str, str], SegmentRef] = {}
         for key in batch.touched:
             tenant, user_id = key.split(":", 1)
             ops = batch.ops.get(key, _UserOps())
             a = batch.assignments.get(key)
-            segment = (
-                SegmentRef(
-                    id=str(a.segment_id),
-                    name=str(a.segment_name),
-                    model_version=str(a.model_version),
-                    assigned_at=now,
-                )
-                if a is not None
-                else None
-            )
+            segment = None
+            if a is not None:
+                ref_key = (str(a.segment_id), str(a.segment_name), str(a.model_version))
+                segment = refs.get(ref_key)
+                if segment is None:
+                    segment = refs[ref_key] = SegmentRef(
+                        id=ref_key[0], name=ref_key[1], model_version=ref_key[2], assigned_at=now
+                    )
             if store is not None:
                 feedback = ops.feedback
                 if feedback and key in batch.fenced:
@@ -545,20 +546,29 @@ class Metrics(Step):
 
     def run(self, batch: Batch, ctx: StepContext) -> None:
         now = ctx.clock()
+        metrics = ctx.metrics
+        counts: dict[str, int] = {}
+        segments: dict[str, str | None] = {}  # per user: str() once, not once per event
+        assignments, changed, features = batch.assignments, batch.changed, batch.features
         for item in batch.items:
             r = item.result
             if r is None:
                 continue
-            key = user_key(r.tenant, r.user_id) if r.tenant and r.user_id else None
-            if r.status == "processed" and key is not None:
-                a = batch.assignments.get(key)
-                r.segment = str(a.segment_id) if a is not None else None
-                r.segment_changed = key in batch.changed
-                r.features = batch.features.get(key)
-                if ctx.metrics is not None and item.published_at is not None:
-                    ctx.metrics.observe_latency(max(0.0, now - item.published_at))
-            if ctx.metrics is not None:
-                ctx.metrics.count_event(r.status)
+            counts[r.status] = counts.get(r.status, 0) + 1
+            if r.status == "processed" and r.tenant and r.user_id:
+                key = f"{r.tenant}:{r.user_id}"  # user_key(), inlined: per event
+                if key in segments:
+                    r.segment = segments[key]
+                else:
+                    a = assignments.get(key)
+                    r.segment = segments[key] = str(a.segment_id) if a is not None else None
+                r.segment_changed = key in changed
+                r.features = features.get(key)
+                if metrics is not None and item.published_at is not None:
+                    metrics.observe_latency(max(0.0, now - item.published_at))
+        if metrics is not None:
+            for status, n in counts.items():
+                metrics.count_event(status, n)
 
 
 DEFAULT_STEPS: tuple[type[Step], ...] = (
