@@ -43,15 +43,16 @@ from bench_stream import (  # noqa: E402
 )
 
 
-def _timed(obj: Any, name: str, acc: dict[str, float], label: str) -> None:
+def _timed(obj: Any, name: str, acc: dict[str, float], label: str, wall: dict[str, float]) -> None:
     orig = getattr(obj, name)
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        t0 = time.thread_time()
+        t0, w0 = time.thread_time(), time.perf_counter()
         try:
             return orig(*args, **kwargs)
         finally:
             acc[label] = acc.get(label, 0.0) + time.thread_time() - t0
+            wall[label] = wall.get(label, 0.0) + time.perf_counter() - w0
 
     setattr(obj, name, wrapper)
 
@@ -82,10 +83,11 @@ def run_once(
         pipeline.ctx.models.current()  # type: ignore[union-attr]  # load before timing
         transport.publish(raws)
         acc: dict[str, float] = {}
+        wall_acc: dict[str, float] = {}
         for step in pipeline.steps:
-            _timed(step, "run", acc, step.name)
-        _timed(transport, "receive", acc, "receive")
-        _timed(transport, "ack", acc, "ack")
+            _timed(step, "run", acc, step.name, wall_acc)
+        _timed(transport, "receive", acc, "receive", wall_acc)
+        _timed(transport, "ack", acc, "ack", wall_acc)
         worker = Worker(transport, pipeline, batch_size=batch, poll_timeout_s=0.02)
         prof = cProfile.Profile() if profile else None
         gc.collect()
@@ -106,6 +108,7 @@ def run_once(
             "events_per_cpu_s": round(len(raws) / cpu),
             "events_per_wall_s": round(len(raws) / wall),
             "cpu_by_part": {k: round(v, 3) for k, v in acc.items()},
+            "wall_by_part": {k: round(v, 3) for k, v in wall_acc.items()},
         }
     finally:
         store.close()
