@@ -56,6 +56,32 @@ GC_THRESHOLD = 20_000
 """Allocations between young-generation collections while a worker runs (Python's
 default is 700)."""
 
+_gc_lock = threading.Lock()
+_gc_users = 0
+_gc_saved: tuple[int, ...] = ()
+
+
+def _gc_enter() -> None:
+    """Freeze the heap and relax the young generation while any worker of this process
+    runs (process-wide settings: the first worker in sets them, the last one out restores)."""
+    global _gc_users, _gc_saved
+    with _gc_lock:
+        _gc_users += 1
+        if _gc_users == 1:
+            _gc_saved = gc.get_threshold()
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(max(_gc_saved[0], GC_THRESHOLD), *_gc_saved[1:])
+
+
+def _gc_exit() -> None:
+    global _gc_users
+    with _gc_lock:
+        _gc_users -= 1
+        if _gc_users == 0:
+            gc.set_threshold(*_gc_saved)
+            gc.unfreeze()
+
 
 class StaticModel:
     """A fixed model; :meth:`set` switches it (the next batch uses the new one)."""
@@ -415,11 +441,8 @@ class Worker:
         t0 = time.monotonic()
         idle_since = time.monotonic()
         next_stats = 0.0
-        thresholds = gc.get_threshold()
         if self.freeze_gc:
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(max(thresholds[0], GC_THRESHOLD), *thresholds[1:])
+            _gc_enter()
         try:
             while not self._stop.is_set():
                 try:
@@ -443,8 +466,7 @@ class Worker:
                         progress(self.report)
         finally:
             if self.freeze_gc:
-                gc.set_threshold(*thresholds)
-                gc.unfreeze()
+                _gc_exit()
             self.report.seconds = time.monotonic() - t0
             self.transport.close()
             if server is not None:
