@@ -136,6 +136,26 @@ def test_merge_many_equals_merging_one_by_one(store: ProfileStore) -> None:
     assert store.merge_many("t1", []) == 0
 
 
+def test_get_many_equals_get_one_by_one(store: ProfileStore) -> None:
+    for i in range(0, 12, 2):  # u00, u02 ... u10 exist in t1; u01 exists only in t2
+        store.merge("t1", f"u{i:02d}", ProfilePatch(preferences={"n": i}, segment=seg("s1")))
+    store.merge("t2", "u01", ProfilePatch(preferences={"other": True}))
+    store.get("t1", "u04")  # warms a cache, if any: the next write must not be hidden
+    store.merge("t1", "u04", ProfilePatch(interaction_history=["c9"]))
+    # Present, absent, other tenant's, repeated, and more ids than one SQL chunk holds.
+    wanted = [f"u{i:02d}" for i in range(12)] + ["u04", "u02"] + [f"x{i}" for i in range(950)]
+    got = store.get_many("t1", wanted)
+    one_by_one = {uid: store.get("t1", uid) for uid in wanted}
+    assert got == {uid: p for uid, p in one_by_one.items() if p is not None}
+    assert sorted(got) == [f"u{i:02d}" for i in range(0, 12, 2)]
+    assert got["u04"].interaction_history == ["c9"] and got["u04"].version == 2
+    assert store.get_many("t1", iter(["u02"])) == {"u02": store.get("t1", "u02")}
+    assert store.get_many("t1", []) == {}
+    assert store.get_many("t3", ["u00"]) == {}
+    with pytest.raises(ValidationError):
+        store.get_many("t1", ["u00", ""])
+
+
 def test_delete(store: ProfileStore) -> None:
     store.merge("t1", "u1", ProfilePatch(preferences={"x": 1}))
     assert store.get("t1", "u1") is not None  # warms a cache, if any

@@ -163,4 +163,33 @@ def test_cluster_keys_share_their_users_slot_and_have_a_ttl(
     assert all(n > 0 for n in by_node.values())  # the users spread over the primaries
     assert all(len(s) == 1 for s in slots.values())  # one slot per user
     cluster.close()
+
+
+def test_values_round_trip_exactly(make: Any) -> None:
+    store, _ = make()
+    doc = {
+        "w": {"max_ts": 1789520358.123456, "sessions": [[0.1 + 0.2, 1e300]], "events": 2**40},
+        "last": {"channel": [1.5, "e-ü", "web"], "csat": [2.0, "e2", 5]},
+        "user": {"age": 41, "vip": True, "note": None, "name": "Zoë \u2028"},
+        "neg": -0.0,
+    }
+    store.commit({"t:u1": doc}, [])
+    got = store.load(["t:u1"])["t:u1"]
+    assert got == doc
+    assert type(got["w"]["events"]) is int and type(got["last"]["csat"][0]) is float
+
+
+@pytest.mark.integration
+def test_redis_reads_documents_the_stdlib_encoder_wrote(redis_url: str, redis_prefix: str) -> None:
+    # State written by earlier releases (json.dumps) stays readable.
+    import json
+
+    import redis
+
+    store = open_state(f"{redis_url}?prefix={redis_prefix}")
+    doc = {"w": {"max_ts": 36000.5, "hours": {"10": 2}}, "agg": None, "segment": "3"}
+    client = redis.Redis.from_url(redis_url)
+    client.set(f"{redis_prefix}s:t:u1", json.dumps(doc), ex=60)
+    assert store.load(["t:u1"]) == {"t:u1": doc}
+    client.close()
     store.close()

@@ -193,6 +193,31 @@ def test_redis_leases_split_the_shards(redis_url: str, redis_prefix: str) -> Non
     b.close()
 
 
+@pytest.mark.integration
+def test_redis_a_joining_worker_gets_its_share_quickly(redis_url: str, redis_prefix: str) -> None:
+    """Membership is re-counted every ~0.2 s: with a 30 s lease (a third of it between
+    lease renewals), the first worker still hands half of its shards over at once."""
+    from chatpersona.stream.redis_streams import RedisStreamsTransport
+
+    url = f"{redis_url.rsplit('/', 1)[0]}/{redis_prefix}j?lease_ms=30000&shards=4"
+    a = open_transport(url)
+    assert isinstance(a, RedisStreamsTransport)
+    a.receive(10, 0.01)
+    assert a.owned_shards() == [0, 1, 2, 3]
+    b = open_transport(url)
+    assert isinstance(b, RedisStreamsTransport)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        b.receive(10, 0.05)
+        a.receive(10, 0.05)
+        if len(a.owned_shards()) == len(b.owned_shards()) == 2:
+            break
+    assert sorted(a.owned_shards() + b.owned_shards()) == [0, 1, 2, 3]
+    assert len(b.owned_shards()) == 2
+    a.close()
+    b.close()
+
+
 def test_a_worker_drains_it_exactly_once(channel: Channel) -> None:
     """The whole loop on this transport: effects stored, then acked/committed; a poison
     event dead-lettered; a fresh consumer afterwards finds nothing left."""

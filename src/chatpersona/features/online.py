@@ -83,6 +83,8 @@ EVENT_FEATURES: tuple[str, ...] = tuple(n for fam in FAMILIES.values() for n in 
 def parse_ts(value: Any) -> datetime:
     """An event timestamp (ISO-8601 string, ``Z`` allowed, or datetime) as an aware UTC datetime."""
     if isinstance(value, datetime):
+        if value.tzinfo is UTC:
+            return value  # already an aware UTC datetime (the validated events' case)
         ts = value
     elif isinstance(value, str):
         try:
@@ -136,6 +138,9 @@ def new_aggregates() -> dict[str, Any]:
     }
 
 
+_CHAT_TYPES = ("chat_started", "message", "chat_ended", "feedback")
+
+
 def _later(current: list[Any] | None, ts: float, event_id: str) -> bool:
     # "last" is the max of (ts, event_id): independent of the order events arrive in.
     return current is None or (ts, event_id) > (current[0], current[1])
@@ -148,18 +153,31 @@ def update_aggregates(agg: dict[str, Any], event: Mapping[str, Any] | Any) -> No
     here (the stream worker de-duplicates by ``event_id`` before calling this).
     Unknown event types are ignored; a bad ``ts`` raises :class:`ValidationError`.
     """
-    if not isinstance(event, Mapping):
+    if isinstance(getattr(event, "ts", None), datetime):
+        # A validated event object (the stream worker's): its fields, without a dump.
+        obj: Any = event
+        etype = obj.type
+        if etype not in _CHAT_TYPES:
+            return
+        ts = parse_ts(obj.ts)
+        payload = obj.payload or {}
+        event_id = str(obj.event_id)
+        device, channel = obj.device, obj.channel
+    elif isinstance(event, Mapping):
+        etype = event.get("type")
+        if etype not in _CHAT_TYPES:
+            return
+        ts = parse_ts(event.get("ts"))
+        payload = event.get("payload") or {}
+        event_id = str(event.get("event_id", ""))
+        device, channel = event.get("device"), event.get("channel")
+    else:
         dump = getattr(event, "model_dump", None)
         if dump is None:
             raise ValidationError(f"event must be a dict, got {type(event).__name__}")
-        event = dump(mode="json")
-    etype = event.get("type")
-    if etype not in ("chat_started", "message", "chat_ended", "feedback"):
+        update_aggregates(agg, dump(mode="json"))
         return
-    ts = parse_ts(event.get("ts"))
     epoch = ts.timestamp()
-    payload = event.get("payload") or {}
-    event_id = str(event.get("event_id", ""))
     if etype == "chat_started":
         agg["n_chats"] += 1
         if agg["last_chat_ts"] is None or epoch > agg["last_chat_ts"]:
@@ -171,7 +189,7 @@ def update_aggregates(agg: dict[str, Any], event: Mapping[str, Any] | Any) -> No
         cutoff = (newest - timedelta(days=KEEP_DAYS)).isoformat()
         for old in [d for d in days if d <= cutoff]:
             del days[old]
-        for key, value in (("device", event.get("device")), ("channel", event.get("channel"))):
+        for key, value in (("device", device), ("channel", channel)):
             if value is not None:
                 agg[key][str(value)] = agg[key].get(str(value), 0) + 1
         tod = time_of_day(ts.hour)
@@ -204,6 +222,13 @@ def update_aggregates(agg: dict[str, Any], event: Mapping[str, Any] | Any) -> No
             agg["nps_last"] = [epoch, event_id, float(nps)]
 
 
+_ISSUE_NAMES = tuple((f"issue_{cat.lower()}", cat) for cat in CATEGORIES)
+_SHARE_NAMES = tuple(
+    (family, tuple((f"{family}_{v}", v) for v in values))
+    for family, values in (("device", DEVICES), ("channel", CHANNELS), ("tod", TIMES_OF_DAY))
+)
+
+
 def nps_category(nps: float | None) -> str | None:
     """Promoter (9-10), passive (7-8) or detractor (0-6); ``None`` without a score."""
     if nps is None:
@@ -224,24 +249,23 @@ def event_features(agg: Mapping[str, Any], as_of: datetime) -> dict[str, float |
     filters ``ts <= as_of``).
     """
     as_of = parse_ts(as_of)
-    as_of_day = as_of.date()
+    today = as_of.date().toordinal()
     n_chats = int(agg["n_chats"])
-    days = {date.fromisoformat(d): int(c) for d, c in agg["days"].items()}
+    # Days as ordinals (whole-day integer arithmetic, the same as date differences).
+    days = {date.fromisoformat(d).toordinal(): int(c) for d, c in agg["days"].items()}
     out: dict[str, float | None] = {}
     for w in WINDOWS:
-        out[f"contacts_{w}d"] = float(
-            sum(c for d, c in days.items() if 0 <= (as_of_day - d).days < w)
-        )
+        out[f"contacts_{w}d"] = float(sum(c for d, c in days.items() if 0 <= today - d < w))
     last = agg["last_chat_ts"]
     out["recency_days"] = None if last is None else (as_of.timestamp() - float(last)) / 86400.0
     window = max(WINDOWS)
     repeats = 0
     contacts = 0
     for d, c in days.items():
-        if c <= 0 or not 0 <= (as_of_day - d).days < window:
+        if c <= 0 or not 0 <= today - d < window:
             continue
         contacts += c
-        before = sum(days.get(d - timedelta(days=k), 0) for k in range(1, REPEAT_LOOKBACK_DAYS + 1))
+        before = sum(days.get(d - k, 0) for k in range(1, REPEAT_LOOKBACK_DAYS + 1))
         repeats += (c - 1) + (1 if before > 0 else 0)
     out["repeat_contact_rate"] = repeats / contacts if contacts else None
     out["avg_handle_time_s"] = agg["handle_sum"] / agg["n_handle"] if agg["n_handle"] else None
@@ -249,14 +273,13 @@ def event_features(agg: Mapping[str, Any], as_of: datetime) -> dict[str, float |
         agg["n_resolved"] / agg["n_resolved_known"] if agg["n_resolved_known"] else None
     )
     n_cat = int(agg["n_cat"])
-    for cat in CATEGORIES:
-        out[f"issue_{cat.lower()}"] = agg["cat"].get(cat, 0) / n_cat if n_cat else 0.0
-    for dev in DEVICES:
-        out[f"device_{dev}"] = agg["device"].get(dev, 0) / n_chats if n_chats else 0.0
-    for ch in CHANNELS:
-        out[f"channel_{ch}"] = agg["channel"].get(ch, 0) / n_chats if n_chats else 0.0
-    for tod in TIMES_OF_DAY:
-        out[f"tod_{tod}"] = agg["tod"].get(tod, 0) / n_chats if n_chats else 0.0
+    cats = agg["cat"]
+    for name, cat in _ISSUE_NAMES:
+        out[name] = cats.get(cat, 0) / n_cat if n_cat else 0.0
+    for family, names in _SHARE_NAMES:
+        counts = agg[family]
+        for name, value in names:
+            out[name] = counts.get(value, 0) / n_chats if n_chats else 0.0
     out["weekend_share"] = agg["weekend"] / n_chats if n_chats else 0.0
     out["csat_mean"] = agg["csat_sum"] / agg["n_csat"] if agg["n_csat"] else None
     out["csat_last"] = None if agg["csat_last"] is None else float(agg["csat_last"][2])

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+import pydantic
+
 from chatpersona.exceptions import ChatpersonaError
 from chatpersona.profiles.schema import Profile, ProfilePatch, SegmentRef
-from chatpersona.stream.events import Event, EventRejected, parse_event
+from chatpersona.stream.events import MAX_EVENT_BYTES, Event, EventRejected, parse_event
 from chatpersona.stream.state import StateStore
 from chatpersona.stream.windows import (
     WindowConfig,
@@ -186,6 +188,9 @@ class Batch:
         return [i for i in self.items if i.live]
 
 
+_EVENT_JSON = Event.__pydantic_validator__.validate_json
+"""``Event.model_validate_json`` without the classmethod's per-call overhead."""
+
 FENCE = "fb!"
 """State key prefix of the feedback write-ahead marker of a user (see ``UpdateProfile``)."""
 
@@ -227,9 +232,19 @@ class Validate(Step):
     name = "validate"
 
     def run(self, batch: Batch, ctx: StepContext) -> None:
+        fast = _EVENT_JSON
         for item in batch.live():
+            raw = item.raw
+            # The common case inlined (bytes within the size limit that validate as they
+            # are); anything else takes parse_event, which names the precise reason.
+            if type(raw) is bytes and len(raw) <= MAX_EVENT_BYTES:
+                try:
+                    item.event = fast(raw)
+                    continue
+                except (pydantic.ValidationError, ValueError):
+                    pass
             try:
-                item.event = parse_event(item.raw)
+                item.event = parse_event(raw)
             except EventRejected as exc:
                 item.reject(exc.code, exc.message)
 
@@ -309,6 +324,7 @@ class Window(Step):
                 }
         touched: dict[str, None] = {}
         states, all_ops, windows = batch.states, batch.ops, ctx.windows
+        update_agg = ctx.aggregates[1] if ctx.aggregates is not None else None
         for item in live:
             ev = item.event
             assert ev is not None
@@ -330,18 +346,9 @@ class Window(Step):
                 config=ctx.windows,
                 prune=False,
             )
-            if ctx.aggregates is not None and st.get("agg") is not None:
-                ctx.aggregates[1](
-                    st["agg"],
-                    {
-                        "event_id": ev.event_id,
-                        "type": ev.type,
-                        "ts": ev.ts,
-                        "channel": ev.channel,
-                        "device": ev.device,
-                        "payload": ev.payload,
-                    },
-                )
+            agg = st.get("agg")
+            if update_agg is not None and agg is not None:
+                update_agg(agg, ev)
             ops = all_ops.get(key)
             if ops is None:
                 ops = all_ops[key] = _UserOps()
@@ -444,20 +451,21 @@ class UpdateProfile(Step):
             batch.fences = [k for k in batch.touched if batch.ops.get(k) and batch.ops[k].feedback]
             if batch.fences:
                 ctx.state.commit({FENCE + k: {"inflight": True} for k in batch.fences}, [])
+        # One SegmentRef per segment of the batch, shared by its users' patches (all
+        # assigned now by the same model; nothing mutates a SegmentRef).
+        refs: dict[tuple[str, str, str], SegmentRef] = {}
         for key in batch.touched:
             tenant, user_id = key.split(":", 1)
             ops = batch.ops.get(key, _UserOps())
             a = batch.assignments.get(key)
-            segment = (
-                SegmentRef(
-                    id=str(a.segment_id),
-                    name=str(a.segment_name),
-                    model_version=str(a.model_version),
-                    assigned_at=now,
-                )
-                if a is not None
-                else None
-            )
+            segment = None
+            if a is not None:
+                ref_key = (str(a.segment_id), str(a.segment_name), str(a.model_version))
+                segment = refs.get(ref_key)
+                if segment is None:
+                    segment = refs[ref_key] = SegmentRef(
+                        id=ref_key[0], name=ref_key[1], model_version=ref_key[2], assigned_at=now
+                    )
             if store is not None:
                 feedback = ops.feedback
                 if feedback and key in batch.fenced:
@@ -552,20 +560,29 @@ class Metrics(Step):
 
     def run(self, batch: Batch, ctx: StepContext) -> None:
         now = ctx.clock()
+        metrics = ctx.metrics
+        counts: dict[str, int] = {}
+        segments: dict[str, str | None] = {}  # per user: str() once, not once per event
+        assignments, changed, features = batch.assignments, batch.changed, batch.features
         for item in batch.items:
             r = item.result
             if r is None:
                 continue
-            key = user_key(r.tenant, r.user_id) if r.tenant and r.user_id else None
-            if r.status == "processed" and key is not None:
-                a = batch.assignments.get(key)
-                r.segment = str(a.segment_id) if a is not None else None
-                r.segment_changed = key in batch.changed
-                r.features = batch.features.get(key)
-                if ctx.metrics is not None and item.published_at is not None:
-                    ctx.metrics.observe_latency(max(0.0, now - item.published_at))
-            if ctx.metrics is not None:
-                ctx.metrics.count_event(r.status)
+            counts[r.status] = counts.get(r.status, 0) + 1
+            if r.status == "processed" and r.tenant and r.user_id:
+                key = f"{r.tenant}:{r.user_id}"  # user_key(), inlined: per event
+                if key in segments:
+                    r.segment = segments[key]
+                else:
+                    a = assignments.get(key)
+                    r.segment = segments[key] = str(a.segment_id) if a is not None else None
+                r.segment_changed = key in changed
+                r.features = features.get(key)
+                if metrics is not None and item.published_at is not None:
+                    metrics.observe_latency(max(0.0, now - item.published_at))
+        if metrics is not None:
+            for status, n in counts.items():
+                metrics.count_event(status, n)
 
 
 DEFAULT_STEPS: tuple[type[Step], ...] = (

@@ -68,6 +68,20 @@ class ProfileStore(ABC):
     ) -> Page:
         """Profiles of a tenant ordered by ``user_id``, optionally of one segment."""
 
+    def get_many(self, tenant: str, user_ids: Iterable[str]) -> dict[str, Profile]:
+        """The stored profiles of ``user_ids`` in one call: ``{user_id: profile}`` for those
+        that exist (unknown users are absent; repeated ids are fine).
+
+        The result equals calling :meth:`get` for each id. SQL stores override it with one
+        query per chunk of ids (the stream worker reads the users new to its state this way).
+        """
+        out: dict[str, Profile] = {}
+        for user_id in dict.fromkeys(user_ids):
+            found = self.get(tenant, user_id)
+            if found is not None:
+                out[user_id] = found
+        return out
+
     def merge_many(
         self,
         tenant: str,

@@ -263,6 +263,42 @@ class CachedStore(ProfileStore):
             raise self._invalidation_failed(user_id, exc) from exc
         return profile
 
+    def get_many(self, tenant: str, user_ids: Iterable[str]) -> dict[str, Profile]:
+        """Cached copies from one ``MGET``, the rest from the inner store's ``get_many``.
+
+        Misses are not filled: the bulk reader is the stream worker, which writes these
+        profiles right after (and a write invalidates the cached copy anyway).
+        """
+        ids = list(dict.fromkeys(user_ids))
+        for user_id in ids:
+            check_ids(tenant, user_id)
+        if not ids:
+            return {}
+        out: dict[str, Profile] = {}
+        missing = ids
+        if time.monotonic() >= self._skip_until:
+            try:
+                raws = self._redis.mget([self.key(tenant, uid) for uid in ids])
+            except Exception as exc:
+                log.warning(
+                    "profile cache read failed, reading the store for %.0fs (%s)",
+                    self.retry_after_s,
+                    type(exc).__name__,
+                )
+                self._skip_until = time.monotonic() + self.retry_after_s
+            else:
+                missing = []
+                for uid, raw in zip(ids, raws, strict=True):
+                    if raw is None:
+                        missing.append(uid)
+                    else:
+                        out[uid] = Profile.model_validate_json(raw)
+                self.hits += len(out)
+                self.misses += len(missing)
+        if missing:
+            out.update(self.inner.get_many(tenant, missing))
+        return out
+
     def merge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:
         profile = self.inner.merge(tenant, user_id, patch)
         self._invalidate(tenant, user_id)

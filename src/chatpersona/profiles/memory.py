@@ -65,6 +65,14 @@ class MemoryStore(ProfileStore):
             found = self._profiles.get((tenant, user_id))
         return Profile.model_validate_json(found) if found is not None else None
 
+    def get_many(self, tenant: str, user_ids: Iterable[str]) -> dict[str, Profile]:
+        ids = list(dict.fromkeys(user_ids))
+        for user_id in ids:
+            check_ids(tenant, user_id)
+        with self._lock:
+            raws = {uid: self._profiles.get((tenant, uid)) for uid in ids}
+        return {uid: Profile.model_validate_json(r) for uid, r in raws.items() if r is not None}
+
     def merge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:
         check_ids(tenant, user_id)
         with self._lock:

@@ -271,6 +271,20 @@ class PostgresStore(ProfileStore):
             row = conn.execute(self._GET, (tenant, user_id)).fetchone()
         return Profile.model_validate_json(row[0]) if row else None
 
+    def get_many(self, tenant: str, user_ids: Iterable[str]) -> dict[str, Profile]:
+        """One ``SELECT ... WHERE user_id = ANY(%s)`` (one round trip)."""
+        ids = list(dict.fromkeys(user_ids))
+        for user_id in ids:
+            check_ids(tenant, user_id)
+        if not ids:
+            return {}
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT user_id, doc::text FROM profiles WHERE tenant = %s AND user_id = ANY(%s)",
+                (tenant, ids),
+            ).fetchall()
+        return {uid: Profile.model_validate_json(doc) for uid, doc in rows}
+
     def merge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:
         check_ids(tenant, user_id)
         with self._tx() as conn:

@@ -162,24 +162,25 @@ def apply_patch(
     """
     now = now or utcnow()
     base = current or Profile(tenant=tenant, user_id=user_id, created_at=now, updated_at=now)
-    # Shallow copy: every container below is replaced, never mutated, except feedback,
-    # which is copied. A deep copy of the whole profile per patch cost ~15% of the worker.
-    data = base.model_copy()
-    data.feedback = base.feedback.model_copy()
-
+    # The changed fields are collected, then set in one shallow copy (``model_copy(update=
+    # ...)``): every container is replaced, never mutated, and feedback is always a new
+    # object. A deep copy per patch cost ~15% of the stream worker; one pydantic
+    # ``__setattr__`` per changed field cost a third of what was left of apply_patch.
+    update: dict[str, Any] = {}
     for name in ("preferences", "attributes", "consent"):
         changes = getattr(patch, name)
         if changes:
-            merged = dict(getattr(data, name))
+            merged = dict(getattr(base, name))
             for key, value in changes.items():
                 if value is None:
                     merged.pop(key, None)
                 else:
                     merged[key] = value
-            setattr(data, name, merged)
+            update[name] = merged
 
     if patch.interaction_history:
-        seen = set(data.interaction_history)
+        history = base.interaction_history
+        seen = set(history)
         fresh: list[str] = []
         for chat_id in patch.interaction_history:
             if chat_id not in seen:
@@ -187,24 +188,23 @@ def apply_patch(
                 fresh.append(chat_id)
         # Distinct chats ever seen: ids that fell off the bounded list may come back; the
         # stream worker dedupes by event id, so the count stays exact for live traffic.
-        data.interaction_count += len(fresh)
-        data.interaction_history = (list(reversed(fresh)) + data.interaction_history)[
-            :HISTORY_LIMIT
-        ]
+        update["interaction_count"] = base.interaction_count + len(fresh)
+        update["interaction_history"] = (list(reversed(fresh)) + history)[:HISTORY_LIMIT]
 
     if patch.segment is not None:
-        data.segment = patch.segment
+        update["segment"] = patch.segment
     if patch.features is not None:
-        data.features = dict(patch.features)
+        update["features"] = dict(patch.features)
+    fb = base.feedback
+    fb_update: dict[str, Any] = {}
     if patch.csat is not None:
-        fb = data.feedback
         total = (fb.csat_mean or 0.0) * fb.csat_count + patch.csat
-        fb.csat_count += 1
-        fb.csat_mean = total / fb.csat_count
-        fb.csat_last = patch.csat
+        count = fb.csat_count + 1
+        fb_update.update(csat_count=count, csat_mean=total / count, csat_last=patch.csat)
     if patch.nps is not None:
-        data.feedback.nps_last = patch.nps
+        fb_update["nps_last"] = patch.nps
+    update["feedback"] = fb.model_copy(update=fb_update)
 
-    data.version = base.version + 1
-    data.updated_at = now
-    return data
+    update["version"] = base.version + 1
+    update["updated_at"] = now
+    return base.model_copy(update=update)

@@ -202,6 +202,22 @@ class SQLiteStore(ProfileStore):
             ).fetchone()
         return Profile.model_validate_json(row[0]) if row else None
 
+    def get_many(self, tenant: str, user_ids: Iterable[str]) -> dict[str, Profile]:
+        """One ``SELECT ... IN (...)`` per 900 ids (SQLite's bound-parameter limit)."""
+        ids = list(dict.fromkeys(user_ids))
+        for user_id in ids:
+            check_ids(tenant, user_id)
+        rows: list[tuple[str, str]] = []
+        with self._conn() as conn:
+            for start in range(0, len(ids), 900):
+                part = ids[start : start + 900]
+                marks = ",".join("?" * len(part))
+                rows += conn.execute(
+                    f"SELECT user_id, doc FROM profiles WHERE tenant = ? AND user_id IN ({marks})",
+                    (tenant, *part),
+                ).fetchall()
+        return {uid: Profile.model_validate_json(doc) for uid, doc in rows}
+
     def merge(self, tenant: str, user_id: str, patch: ProfilePatch) -> Profile:
         check_ids(tenant, user_id)
         with self._write() as conn:

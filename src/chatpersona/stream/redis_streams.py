@@ -58,6 +58,10 @@ return redis.call('xdel', KEYS[3], ARGV[2])
 """
 
 
+MEMBERSHIP_S = 0.2
+"""How often (at most) a consumer re-counts the live workers to hand over or take shards."""
+
+
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -110,6 +114,7 @@ class RedisStreamsTransport(Transport):
         self._recover: set[int] = set()
         self._groups_ready = False
         self._next_rebalance = 0.0
+        self._next_membership = 0.0
         self._rng = random.Random()
 
     @classmethod
@@ -180,9 +185,13 @@ class RedisStreamsTransport(Transport):
 
     def _rebalance(self) -> None:
         now = time.monotonic()
-        if now < self._next_rebalance:
+        renew = now >= self._next_rebalance
+        if not renew and now < self._next_membership:
             return
-        self._next_rebalance = now + self.lease_ms / 3000.0
+        # Membership (heartbeat + live-worker count, one round trip) is checked often, so
+        # a worker that joins gets its share within ~MEMBERSHIP_S instead of a third of a
+        # lease; leases are renewed every third of a lease as before.
+        self._next_membership = now + min(MEMBERSHIP_S, self.lease_ms / 3000.0)
         wall_ms = int(time.time() * 1000)
         workers = f"{self.stream}:workers"
         pipe = self._client.pipeline(transaction=False)
@@ -192,10 +201,16 @@ class RedisStreamsTransport(Transport):
         pipe.pexpire(workers, self.lease_ms * 10)
         live = max(1, int(pipe.execute()[2]))
         target = math.ceil(self.shards / live)
-        for shard in sorted(self._owned):
-            if not self._renew(keys=[self._lease_key(shard)], args=[self.consumer, self.lease_ms]):
-                self._owned.discard(shard)
-                self._recover.discard(shard)
+        if not renew and len(self._owned) == target:
+            return
+        if renew:
+            self._next_rebalance = now + self.lease_ms / 3000.0
+            for shard in sorted(self._owned):
+                if not self._renew(
+                    keys=[self._lease_key(shard)], args=[self.consumer, self.lease_ms]
+                ):
+                    self._owned.discard(shard)
+                    self._recover.discard(shard)
         for shard in sorted(self._owned, reverse=True)[: max(0, len(self._owned) - target)]:
             # Called between batches, so everything delivered from this shard is acked.
             self._release(keys=[self._lease_key(shard)], args=[self.consumer])

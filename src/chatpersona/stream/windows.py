@@ -78,9 +78,11 @@ def is_late(state: dict[str, Any], ts: float, config: WindowConfig) -> bool:
     return max_ts is not None and ts < max_ts - config.allowed_lateness_s
 
 
-def _newer(current: list[Any] | None, ts: float, eid: str) -> bool:
+def _set_last(last: dict[str, Any], name: str, ts: float, eid: str, value: Any) -> None:
+    current = last.get(name)
     # Ties on event time are broken by event id so that any arrival order agrees.
-    return current is None or (ts, eid) > (current[0], current[1])
+    if current is None or ts > current[0] or (ts == current[0] and eid > current[1]):
+        last[name] = [ts, eid, value]
 
 
 def apply_event(
@@ -99,10 +101,13 @@ def apply_event(
 
     ``prune=False`` leaves dropping expired buckets to a later :func:`prune_state` call
     (the pipeline prunes once per user per batch; the result is the same)."""
+    # Per event on the worker's hot path: locals, no per-event containers.
     state["events"] += 1
-    state["by_type"][type] = state["by_type"].get(type, 0) + 1
+    by_type = state["by_type"]
+    by_type[type] = by_type.get(type, 0) + 1
     hour = str(int(ts // HOUR))
-    state["hours"][hour] = state["hours"].get(hour, 0) + 1
+    hours = state["hours"]
+    hours[hour] = hours.get(hour, 0) + 1
 
     # Sessions: the connected components of event times closer than the gap.
     gap = config.session_gap_s
@@ -114,7 +119,10 @@ def apply_event(
         and (len(sessions) == 1 or ts > sessions[-2][1] + gap)
     ):
         # The common case, an event in (or just after) the newest session.
-        last_s[0], last_s[1] = min(last_s[0], ts), max(last_s[1], ts)
+        if ts < last_s[0]:
+            last_s[0] = ts
+        elif ts > last_s[1]:
+            last_s[1] = ts
     else:
         lo, hi = ts, ts
         kept = []
@@ -128,31 +136,40 @@ def apply_event(
         state["sessions"] = kept
 
     last = state["last"]
-    for name, value in (
-        ("channel", channel),
-        ("device", device),
-        ("intent", payload.get("intent")),
-        ("category", payload.get("category")),
-    ):
-        if value is not None and _newer(last.get(name), ts, event_id):
-            last[name] = [ts, event_id, value]
-    chat_id = payload.get("chat_id")
-    if isinstance(chat_id, str):
-        state["chats"][chat_id] = max(ts, state["chats"].get(chat_id, ts))
-    if type == "feedback":
-        for name in ("csat", "nps"):
-            value = payload.get(name)
-            if value is not None:
-                state[name][0] += value
-                state[name][1] += 1
-                if _newer(last.get(name), ts, event_id):
-                    last[name] = [ts, event_id, value]
-    if type == "chat_ended":
+    if channel is not None:
+        _set_last(last, "channel", ts, event_id, channel)
+    if device is not None:
+        _set_last(last, "device", ts, event_id, device)
+    if payload:
+        intent = payload.get("intent")
+        if intent is not None:
+            _set_last(last, "intent", ts, event_id, intent)
+        category = payload.get("category")
+        if category is not None:
+            _set_last(last, "category", ts, event_id, category)
+        chat_id = payload.get("chat_id")
+        if isinstance(chat_id, str):
+            chats = state["chats"]
+            seen = chats.get(chat_id)
+            if seen is None or ts > seen:
+                chats[chat_id] = ts
+        if type == "feedback":
+            for name in ("csat", "nps"):
+                value = payload.get(name)
+                if value is not None:
+                    running = state[name]
+                    running[0] += value
+                    running[1] += 1
+                    _set_last(last, name, ts, event_id, value)
+        elif type == "chat_ended":
+            state["resolved"][1] += 1
+            if payload.get("resolved") is True:
+                state["resolved"][0] += 1
+    elif type == "chat_ended":
         state["resolved"][1] += 1
-        if payload.get("resolved") is True:
-            state["resolved"][0] += 1
 
-    if state["max_ts"] is None or ts > state["max_ts"]:
+    max_ts = state["max_ts"]
+    if max_ts is None or ts > max_ts:
         state["max_ts"] = ts
     if prune:
         prune_state(state, config)

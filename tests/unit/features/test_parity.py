@@ -117,6 +117,22 @@ def test_event_features_batch_equals_online_any_order(seed: int) -> None:
             assert_close(row[name], online[row["user_id"]][name], f"{row['user_id']} {name}")
 
 
+@pytest.mark.parametrize("seed", [3, 4])
+def test_validated_event_objects_fold_like_dicts(seed: int) -> None:
+    # The stream worker hands update_aggregates its validated Event objects.
+    from chatpersona.stream.events import Event
+
+    events = random_events(random.Random(seed), n_users=5, n_chats=120)
+    from_dicts: dict[str, dict[str, Any]] = {}
+    from_events: dict[str, dict[str, Any]] = {}
+    for e in events:
+        update_aggregates(from_dicts.setdefault(e["user_id"], new_aggregates()), e)
+        ev = Event.model_validate(e)
+        update_aggregates(from_events.setdefault(e["user_id"], new_aggregates()), ev)
+    assert from_events == from_dicts
+    assert sum(a["n_chats"] for a in from_events.values()) == 120
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 10_000), st.integers(1, 40))
 def test_event_parity_property(seed: int, n_chats: int) -> None:

@@ -46,6 +46,33 @@ def test_read_through_fills_with_ttl_under_prefix(
         assert 0 < client.ttl(k) <= 30  # every key expires
 
 
+def test_get_many_reads_hits_from_the_cache_and_the_rest_from_the_store(
+    cached: CachedStore, client: redis.Redis
+) -> None:
+    for uid in ("u1", "u2", "u3"):
+        cached.merge("t", uid, ProfilePatch(preferences={"who": uid}))
+    cached.get("t", "u1")  # cached now
+    cached.hits = cached.misses = 0
+    # The inner store's copy of u1 changes behind the cache's back: get_many must show
+    # the cached copy (it read the cache), and the rest from the store.
+    cached.inner.merge("t", "u1", ProfilePatch(preferences={"who": "changed"}))
+    got = cached.get_many("t", ["u1", "u2", "u3", "nobody"])
+    assert {uid: p.preferences["who"] for uid, p in got.items()} == {
+        "u1": "u1",
+        "u2": "u2",
+        "u3": "u3",
+    }
+    assert (cached.hits, cached.misses) == (1, 3)
+    assert client.exists(cached.key("t", "u2")) == 0  # bulk reads do not fill
+
+
+def test_get_many_with_redis_down_reads_the_store() -> None:
+    s = CachedStore(MemoryStore(), "redis://127.0.0.1:1/0", ttl_seconds=30, prefix="x:")
+    s.inner.merge("t", "u1", ProfilePatch(preferences={"a": 1}))
+    assert list(s.get_many("t", ["u1", "u2"])) == ["u1"]
+    s.close()
+
+
 def test_unknown_user_is_not_cached(cached: CachedStore, client: redis.Redis) -> None:
     assert cached.get("t", "ghost") is None
     assert client.exists(cached.key("t", "ghost")) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -88,3 +89,27 @@ def test_stop_finishes_and_metrics_are_served() -> None:
     assert 'chatpersona_stream_step_seconds_total{step="window"}' in body
     assert "chatpersona_stream_event_to_profile_seconds_count" in body
     assert transport.stats() == {"pending": 0, "lag": 0, "dead_letters": 0}
+
+
+def test_gc_settings_are_restored_after_overlapping_workers() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    workers = [
+        Worker(open_transport(f"memory://gc{i}"), Pipeline(), poll_timeout_s=0.02) for i in range(2)
+    ]
+    threads = [threading.Thread(target=w.run, kwargs={"install_signals": False}) for w in workers]
+    threads[0].start()
+    for _ in range(200):
+        if gc.get_threshold()[0] != before[0]:
+            break
+        time.sleep(0.01)
+    assert gc.get_threshold()[0] >= 20_000 and gc.get_freeze_count() > 0  # while running
+    threads[1].start()
+    time.sleep(0.1)
+    workers[0].stop()
+    threads[0].join()
+    assert gc.get_threshold()[0] >= 20_000  # the second worker still runs
+    workers[1].stop()
+    threads[1].join()
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
