@@ -411,7 +411,7 @@ def main() -> int:
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=2_000,
+        default=5_000,
         help="worker batch size of (a) and (b) (the worker's default; the naive baseline uses 1)",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "stream.json")

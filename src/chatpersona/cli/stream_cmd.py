@@ -69,7 +69,7 @@ def worker(
     ] = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Events per receive and pipeline batch.")
-    ] = 2000,
+    ] = 5000,
     lateness: Annotated[
         float,
         typer.Option("--lateness", min=0, help="Allowed lateness in seconds (event time)."),
