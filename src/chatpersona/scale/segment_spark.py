@@ -731,10 +731,13 @@ def _run(
             id_arr,
             F.when(F.col("label") < 0, F.lit(len(ids))).otherwise(F.col("label") + 1).cast("int"),
         )
-        assign_tbl = pl.from_arrow(
-            labelled.select(F.col("id").alias(id_col), seg_col.alias("segment")).toArrow()
+        # Through Parquet files, not a collect: every user's assignment would otherwise be
+        # gathered in the driver's JVM heap first (10M users failed there).
+        assign_dir = tmp / "assignments"
+        labelled.select(F.col("id").alias(id_col), seg_col.alias("segment")).write.parquet(
+            str(assign_dir)
         )
-        assert isinstance(assign_tbl, pl.DataFrame)
+        assign_tbl = pl.read_parquet(assign_dir / "*.parquet")
         labelled.unpersist()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -58,7 +58,8 @@ def get_spark(
     Settings chosen for parity with the Polars engine and a small footprint: session time
     zone UTC, Parquet timestamps as INT64 microseconds, Arrow batches of 100,000 rows, UI
     off, ``spark.sql.shuffle.partitions`` = ``shuffle_partitions`` (default: 2 x cores for
-    local masters, Spark's default otherwise). ``conf`` adds or overrides settings.
+    local masters, Spark's default otherwise), and for local masters a 4 GB driver heap
+    (``CHATPERSONA_SPARK_DRIVER_MEMORY``). ``conf`` adds or overrides settings.
     """
     global _SESSION
     try:
@@ -95,6 +96,11 @@ def get_spark(
     )
     if shuffle_partitions is not None:
         builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+    if is_local_master(master):
+        # local mode runs every task in the driver's JVM: Spark's 1 GB default heap is too
+        # small beyond a few million rows (CHATPERSONA_SPARK_DRIVER_MEMORY overrides)
+        memory = os.environ.get("CHATPERSONA_SPARK_DRIVER_MEMORY", "4g")
+        builder = builder.config("spark.driver.memory", memory)
     for k, v in (conf or {}).items():
         builder = builder.config(k, v)
     try:
