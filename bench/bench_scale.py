@@ -104,7 +104,14 @@ def _run(engine: str, src: Path, work: Path, master: str) -> dict[str, object]:
     wall = time.perf_counter() - t0
     line = next((ln for ln in stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
-        return {"engine": engine, "error": stderr[-2000:], "wall_s": wall}
+        # the cause is near the top of a JVM trace, the Python traceback at the bottom
+        causes = [ln for ln in stderr.splitlines() if "Exception" in ln or "Error" in ln]
+        return {
+            "engine": engine,
+            "error": stderr[-2000:],
+            "error_lines": causes[:20],
+            "wall_s": wall,
+        }
     res: dict[str, object] = json.loads(line[7:])
     res.update({"engine": engine, "wall_s": wall, "peak_rss_mb": peak / 2**20})
     return res
