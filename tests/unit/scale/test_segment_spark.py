@@ -172,3 +172,35 @@ def test_segment_engine_spark_with_events(spark: Any, tmp_path: Path) -> None:
     spec = FeatureSpec.infer(pl.read_parquet(users), events=True)[0]
     with pytest.raises(DataError, match="no event log"):
         run_segmentation_spark(users, spec=spec, algo="kmeans", k=3, spark=spark)
+
+
+def test_features_command_same_table_on_both_engines(spark: Any, tmp_path: Path) -> None:
+    """`chatpersona features` (the feature build alone) writes the same feature table with
+    `--engine polars` and `--engine spark`, event features included."""
+    from typer.testing import CliRunner
+
+    from chatpersona.clean.runner import clean_file, default_paths
+    from chatpersona.cli.main import app
+    from chatpersona.datagen import generate
+
+    generate(300, 4, tmp_path / "gen", events_per_user=5)
+    users = tmp_path / "users.parquet"
+    clean_file(tmp_path / "gen" / "users.csv", default_paths(users))
+    events = tmp_path / "gen" / "events.jsonl"
+    tables = {}
+    for engine in ("polars", "spark"):
+        out = tmp_path / f"f_{engine}.parquet"
+        res = CliRunner().invoke(
+            app,
+            ["features", str(users), "-o", str(out), "--events", str(events), "--engine", engine,
+             "--spark-master", "local[2]", "--spec-out", str(tmp_path / f"{engine}.json")],
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        tables[engine] = pl.read_parquet(out).sort("user_id")
+    a, b = tables["polars"], tables["spark"]
+    assert a.columns == b.columns and "csat_mean" in a.columns
+    assert a.height == b.height == pl.read_parquet(users).height
+    for col in a.columns[1:]:
+        np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-12, atol=1e-12)
+    bad = CliRunner().invoke(app, ["features", str(users), "-o", str(tmp_path / "x.xlsx")])
+    assert bad.exit_code != 0
