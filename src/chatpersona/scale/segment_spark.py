@@ -888,15 +888,8 @@ def _mllib_kmeans(
         seed=seed,
     )
     centers = np.array([np.asarray(c) for c in km.clusterCenters])
-    seg.inertia_ = float(km.computeCost(rdd)) if len(centers) else float("nan")
-    seg.centers_ = np.ascontiguousarray(centers, dtype=np.float64)
-    seg.minibatch_ = False
-    seg.rule_ = "centroid"
-    seg.feature_names_in_ = [f"pc{j}" for j in range(Zs.shape[1])]
-    seg.n_features_in_ = Zs.shape[1]
-    seg.labels_ = seg._predict_array(Zs)
-    seg.n_segments_ = len(centers)
-    return seg
+    inertia = float(km.computeCost(rdd)) if len(centers) else float("nan")
+    return _fitted_centroids(seg, centers, inertia, Zs)
 
 
 def _fit_bisecting(seg: KMeansSegmenter, data: Any, Zs: np.ndarray, seed: int) -> KMeansSegmenter:
@@ -913,7 +906,14 @@ def _fit_bisecting(seg: KMeansSegmenter, data: Any, Zs: np.ndarray, seed: int) -
     rdd = data.rdd.map(lambda r: np.asarray(r[0], dtype=np.float64) + shift)
     model = MLlibBisecting.train(rdd, seg.k_, maxIterations=50, seed=seed)
     centers = np.array([np.asarray(c) - shift for c in model.clusterCenters])
-    seg.inertia_ = float(model.computeCost(rdd))
+    return _fitted_centroids(seg, centers, float(model.computeCost(rdd)), Zs)
+
+
+def _fitted_centroids(
+    seg: KMeansSegmenter, centers: np.ndarray, inertia: float, Zs: np.ndarray
+) -> KMeansSegmenter:
+    """``seg`` as a fitted centroid-rule segmenter with MLlib's centres (on the PCA axes)."""
+    seg.inertia_ = inertia
     seg.centers_ = np.ascontiguousarray(centers, dtype=np.float64)
     seg.minibatch_ = False
     seg.rule_ = "centroid"

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from tests.unit.clean.conftest import MESSY_PLAN
 
 from chatpersona.clean import CleaningPlan, FittedPlan
 from chatpersona.clean.io import read_table
@@ -66,39 +67,7 @@ def messy_table(n: int, seed: int) -> pl.DataFrame:
     return pl.concat([table, copies])  # exact duplicates after their originals
 
 
-PLAN: dict[str, Any] = {
-    "columns": {
-        "user_id": {"kind": "id"},
-        "age": {
-            "kind": "integer",
-            "missing": "median",
-            "outliers": {"method": "zscore", "action": "quarantine"},
-        },
-        "height": {
-            "kind": "numeric",
-            "missing": "mean",
-            "outliers": {"method": "iqr", "action": "clip"},
-        },
-        "score": {
-            "kind": "numeric",
-            "missing": "none",
-            "on_invalid": "null",
-            "outliers": {"method": "mad", "action": "flag"},
-        },
-        "is_vip": {"kind": "boolean", "missing": "mode"},
-        "gender": {
-            "kind": "categorical",
-            "missing": "unknown",
-            "synonyms": {"f": "female", "m": "male"},
-            "fuzzy_threshold": 0.8,
-        },
-        "region": {"kind": "categorical", "missing": "mode"},
-        "signup": {"kind": "date", "dayfirst": True},
-        "seen_at": {"kind": "datetime", "dayfirst": False},
-        "spend": {"kind": "currency", "missing": "median", "default_currency": "USD"},
-        "notes": {"kind": "text", "missing": "constant", "fill_value": "n/a text"},
-    },
-}
+PLAN: dict[str, Any] = MESSY_PLAN  # the unit suite's messy plan; each test sets duplicates
 
 DUPLICATES = [
     pytest.param({"exact_rows": False}, id="no-duplicate-rules"),
