@@ -84,6 +84,9 @@ class KafkaTransport(Transport):
         self._consumer: Any = None
         self._attempts: dict[tuple[int, int], int] = {}
         self._nacked: dict[int, int] = {}
+        self._pending: dict[int, int] = {}
+        """Acked offsets whose commit met a rebalance: retried before the next receive
+        and when the partitions are revoked, so a rebalance redelivers as little as it can."""
         self._dead_count = 0
 
     @classmethod
@@ -157,11 +160,29 @@ class KafkaTransport(Transport):
                     **self._config,
                 }
             )
-            self._consumer.subscribe([self.topic])
+            self._consumer.subscribe([self.topic], on_revoke=self._on_revoke)
         return self._consumer
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        """Commit what was acked but not yet committed before the partitions move on."""
+        revoked = {tp.partition for tp in partitions}
+        owed = {p: o for p, o in self._pending.items() if p in revoked}
+        for p in revoked:
+            self._pending.pop(p, None)
+        if owed:
+            self._commit(owed, retry_later=False)
+
+    def _retry_pending(self) -> None:
+        if not self._pending or self._consumer is None:
+            return
+        owned = {tp.partition for tp in self._consumer.assignment()}
+        owed = {p: min(o, self._nacked.get(p, o)) for p, o in self._pending.items() if p in owned}
+        self._pending.clear()
+        self._commit(owed)
 
     def receive(self, max_messages: int = 500, timeout: float = 1.0) -> list[Delivery]:
         consumer = self._consumer_handle()
+        self._retry_pending()
         out: list[Delivery] = []
         for msg in consumer.consume(max_messages, max(timeout, 0.0)):
             if msg.error():
@@ -177,7 +198,7 @@ class KafkaTransport(Transport):
             out.append(d)
         return out
 
-    def _commit(self, offsets: dict[int, int]) -> None:
+    def _commit(self, offsets: dict[int, int], *, retry_later: bool = True) -> None:
         from confluent_kafka import TopicPartition
 
         if not offsets:
@@ -187,14 +208,21 @@ class KafkaTransport(Transport):
         tps = [TopicPartition(self.topic, p, o) for p, o in offsets.items()]
         try:
             self._consumer_handle().commit(offsets=tps, asynchronous=False)
+            for p, o in offsets.items():
+                if self._pending.get(p, o) <= o:
+                    self._pending.pop(p, None)
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None
             code = err.code() if isinstance(err, KafkaError) else None
             if code not in _REBALANCING:
                 raise
-            # The group is rebalancing: the offsets stay uncommitted, so the partition's
+            # The group is rebalancing: the commit is retried once the partitions are
+            # revoked or the rebalance is over; if the partition moves before that, its
             # next owner gets these messages again (at least once; effects are idempotent).
-            _log.warning("Kafka commit skipped during a group rebalance: %s", err)
+            _log.warning("Kafka commit deferred by a group rebalance: %s", err)
+            if retry_later:
+                for p, o in offsets.items():
+                    self._pending[p] = max(self._pending.get(p, -1), o)
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         offsets: dict[int, int] = {}
