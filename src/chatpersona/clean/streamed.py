@@ -1,39 +1,42 @@
 """Streamed file cleaning behind ``chatpersona clean`` for CSV and Parquet inputs.
 
-The raw table is never held in memory: two lazy passes over the file run on Polars' streaming
-engine (``engine="streaming"``), each a set of queries over one cached scan run together by
-``pl.collect_all``:
+The raw table is never held in memory: the file is read in batches (a CSV in chunks of
+``CSV_CHUNK_BYTES`` cut at record boundaries, a Parquet file in slices of
+``PARQUET_BATCH_ROWS`` rows), twice:
 
-1. **fit** — per column the distinct raw values with their counts (labels, booleans and
-   every column whose leading rows repeat their values), plus the parsed values of the
-   numeric columns in row order (8 bytes a row each: medians and quartiles need them all).
-   The distinct values are parsed once each; the statistics are computed from these exactly
-   as :meth:`FittedPlan.fit` computes them (same numpy calls on the same values in the same
-   order), so the fitted plan is identical.
-2. **transform** — the same expressions as :func:`polars_engine.transform_frame`, row by
-   row for the other columns and by a lookup in the cleaned distinct values for the
-   repetitive ones, streamed into the accepted and quarantine outputs while the report's
-   per-column counts are computed as aggregates of the same pass. With duplicate rules,
-   candidate rows go to a temporary Parquet spool instead; the duplicates are decided on its
-   key columns (row number, a 64-bit hash of the cleaned row, the id, the timestamp; rows
-   sharing a hash are compared exactly) and a third streamed pass splits the spool into the
+1. **fit** — per batch, the distinct raw values with their counts of the columns looked up
+   by value (labels, booleans and every column whose leading rows repeat their values), and
+   the parsed values of the numeric columns in row order (8 bytes a row each: medians and
+   quartiles need them all). The distinct values are parsed once each; the statistics are
+   computed from these exactly as :meth:`FittedPlan.fit` computes them (same numpy calls on
+   the same values in the same order), so the fitted plan is identical.
+2. **transform** — per batch, the same expressions as :func:`polars_engine.transform_frame`
+   (row by row for some columns, by a lookup in the cleaned distinct values for the
+   repetitive ones). Quarantined rows are appended to their file and the report's counts
+   are kept per batch; the accepted rows go to a Polars sink through an IO source plugin,
+   so Polars encodes and writes one batch while the next is cleaned. With duplicate rules
+   the candidate rows go to a temporary Parquet spool instead; the duplicates are decided on
+   its key columns (row number, a 64-bit hash of the cleaned row, the id, the timestamp;
+   rows sharing a hash are compared exactly) and a third pass splits the spool into the
    accepted and duplicates outputs.
 
-Outputs, quarantine reasons, accounting and report equal the in-memory path's (tested).
+Peak memory is a few batches plus the parsed numeric columns. Outputs, quarantine reasons,
+accounting and report equal the in-memory path's (tested, with one batch and with many).
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
 
+from chatpersona.clean._pipeline import BackgroundWriter, read_ahead
 from chatpersona.clean.fitted import FittedPlan, _decode
-from chatpersona.clean.io import _new_temp, table_format
+from chatpersona.clean.io import BatchWriter, table_format
 from chatpersona.clean.plan import NUMERIC_KINDS, CleaningPlan
 from chatpersona.clean.polars_engine import (
     DEDUP_SAMPLE,
@@ -52,6 +55,9 @@ from chatpersona.exceptions import InputError
 __all__ = ["ENGINE", "SAMPLE_ROWS", "clean_streamed", "read_sample", "scan_table"]
 
 ENGINE: Final = "streaming"
+CSV_CHUNK_BYTES = 4 << 20  # CSV bytes per batch (~30k rows of 20 columns): memory vs per-batch cost
+PARQUET_BATCH_ROWS = 131_072
+BATCH_ENGINE: Final = "in-memory"  # one batch at a time: measured faster than "streaming"
 SAMPLE_ROWS = 200_000  # rows looked at for plan inference (infer_plan's own limit)
 LABEL_KINDS = ("categorical", "boolean")
 Progress = Callable[[str, int], None]
@@ -105,45 +111,144 @@ def _csv_head(path: Path, rows: int) -> pl.DataFrame | None:
     return None
 
 
-def _sink(lf: pl.LazyFrame, path: Path, fmt: str) -> pl.LazyFrame:
-    if fmt == "csv":
-        out = lf.sink_csv(path, lazy=True)
-    elif fmt == "parquet":
-        out = lf.sink_parquet(path, lazy=True)
-    else:
-        out = lf.sink_ndjson(path, lazy=True)
-    assert out is not None
+def _record_end(buf: bytes) -> int:
+    """The end of the last complete CSV record in ``buf`` (which starts at a record
+    boundary): just past the last newline outside quotes; 0 when there is none."""
+    quotes = buf.count(b'"')
+    pos = len(buf)
+    while True:
+        nl = buf.rfind(b"\n", 0, pos)
+        if nl < 0:
+            return 0
+        quotes -= buf.count(b'"', nl, pos)
+        if quotes % 2 == 0:  # an even number of quotes before it: not inside a field
+            return nl + 1
+        pos = nl
+
+
+def _csv_batches(
+    path: Path, chunk_bytes: int, columns: list[str] | None = None
+) -> Iterator[pl.DataFrame]:
+    """Consecutive batches of a CSV file (every column as text), each parsed from about
+    ``chunk_bytes`` bytes cut at a record boundary, with the header put before each."""
+    with path.open("rb") as fh:
+        header = b""
+        while True:  # the header record (a quoted name may hold a newline)
+            line = fh.readline()
+            header += line
+            if not line or header.count(b'"') % 2 == 0:
+                break
+        carry = b""
+        while True:
+            data = fh.read(chunk_bytes)
+            buf = carry + data if carry else data
+            if not data:
+                if buf.strip():
+                    yield pl.read_csv(header + buf, infer_schema=False, columns=columns)
+                return
+            cut = _record_end(buf)
+            if cut == 0:
+                carry = buf  # one record longer than a chunk: read on
+                continue
+            carry = buf[cut:]
+            yield pl.read_csv(header + buf[:cut], infer_schema=False, columns=columns)
+
+
+def _parquet_batches(
+    path: Path, rows: int, columns: list[str] | None = None
+) -> Iterator[pl.DataFrame]:
+    """Consecutive batches of ``rows`` rows of a Parquet file (slices of a lazy scan read
+    only the row groups they need)."""
+    scan = pl.scan_parquet(path)
+    scan = scan.select(columns) if columns is not None else scan
+    offset = 0
+    while True:
+        batch = scan.slice(offset, rows).collect()
+        if batch.height or offset == 0:
+            yield batch
+        if batch.height < rows:
+            return
+        offset += batch.height
+
+
+def raw_batches(
+    path: Path, empty: pl.DataFrame, columns: list[str] | None = None
+) -> Iterator[tuple[int, pl.DataFrame]]:
+    """``(offset, batch)`` over ``path`` in input order, only ``columns`` if given;
+    ``empty`` (its schema) when the file holds no rows. Read errors are an
+    :class:`InputError` naming the file."""
+    fmt = table_format(path)
+    batches = (
+        _csv_batches(path, CSV_CHUNK_BYTES, columns)
+        if fmt == "csv"
+        else _parquet_batches(path, PARQUET_BATCH_ROWS, columns)
+    )
+    offset, seen = 0, False
+    try:
+        for batch in batches:
+            yield offset, batch
+            offset += batch.height
+            seen = True
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise _unreadable(path, exc) from exc
+    if not seen:
+        yield 0, empty
+
+
+def _combine(parts: list[pl.DataFrame]) -> dict[str, Any]:
+    """One dict from the one-row aggregate frames of each batch: counts summed, ``bad*``
+    (first bad row) the least, ``hist*`` (value lists) concatenated."""
+    out: dict[str, Any] = {}
+    for c in parts[0].columns:
+        if c.startswith("hist"):
+            out[c] = pl.concat([p[c][0] for p in parts])
+        elif c.startswith("bad"):
+            found = [p[c][0] for p in parts if p[c][0] is not None]
+            out[c] = min(found) if found else None
+        else:
+            out[c] = sum(int(p[c][0] or 0) for p in parts)
     return out
 
 
-def _run(queries: list[pl.LazyFrame], source: Path) -> list[pl.DataFrame]:
-    try:
-        return pl.collect_all(queries, engine=ENGINE)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise _unreadable(source, exc) from exc
-
-
-class _Temps:
-    """Temporary output files renamed into place only when every step succeeded."""
+class _Outputs:
+    """Batch writers of one run, written on a background thread in submission order and
+    moved into place together only when every step succeeded."""
 
     def __init__(self) -> None:
-        self.pairs: list[tuple[Path, Path]] = []
+        self.writers: list[BatchWriter] = []
+        self.queue: BackgroundWriter[pl.DataFrame] = BackgroundWriter(BatchWriter.write)
 
-    def new(self, path: Path) -> Path:
-        tmp = _new_temp(path)
-        self.pairs.append((tmp, path))
-        return tmp
+    def new(self, path: Path) -> BatchWriter:
+        w = BatchWriter(path)
+        self.writers.append(w)
+        return w
+
+    def write(self, w: BatchWriter, df: pl.DataFrame, first: bool = False) -> None:
+        """Append ``df`` to ``w``; an empty frame only as the ``first`` write (the header or
+        schema of an output that may get no rows)."""
+        if df.height or first:
+            self.queue.submit(w, df)
+
+    def sink(self, frames: Iterator[pl.DataFrame], schema: pl.Schema, path: Path) -> BatchWriter:
+        """Write every frame of ``frames`` to ``path`` (at least its schema)."""
+        w = self.new(path)
+        self.write(w, pl.DataFrame(schema=schema), True)
+        for df in frames:
+            self.write(w, df)
+        return w
 
     def commit(self) -> None:
-        for tmp, path in self.pairs:
-            os.replace(tmp, path)
-        self.pairs = []
+        self.queue.finish()
+        for w in self.writers:
+            w.commit()
+        self.writers = []
 
     def abort(self) -> None:
-        for tmp, _ in self.pairs:
-            if tmp.exists():
-                tmp.unlink()
-        self.pairs = []
+        with contextlib.suppress(Exception):  # the run is failing already
+            self.queue.finish()
+        for w in self.writers:
+            w.abort()
+        self.writers = []
 
 
 def clean_streamed(
@@ -161,6 +266,7 @@ def clean_streamed(
     checker = fitted if fitted is not None else FittedPlan(plan)
     checker._check_columns(sample, src)
     schema = sample.schema
+    empty = sample.head(0)
     columns_in = list(schema.names())
     names = list(plan.columns)
     rules = list(plan.columns.values())
@@ -168,7 +274,10 @@ def clean_streamed(
     casts = text_casts(schema, names)
     cast_names = {e.meta.output_name() for e in casts}
     originals = {c: f"__orig{j}" for j, c in enumerate(columns_in) if c in cast_names}
-    base = scan.with_columns([pl.col(c).alias(o) for c, o in originals.items()] + casts).cache()
+    prepare = [pl.col(c).alias(o) for c, o in originals.items()] + casts
+
+    def based(batch: pl.DataFrame) -> pl.LazyFrame:
+        return batch.lazy().with_columns(prepare) if prepare else batch.lazy()
 
     # Which columns are looked up by distinct value: labels and booleans always (their
     # counts are statistics), others when their leading rows repeat their values.
@@ -188,46 +297,62 @@ def clean_streamed(
     numeric = [i for i, r in enumerate(rules) if r.kind in NUMERIC_KINDS]
 
     # ---------------------------------------------------------------- pass 1: fit
-    queries: list[pl.LazyFrame] = [base.select(pl.len().alias("n"))]
-    for i in lookup:
-        queries.append(base.group_by(rules[i].name).agg(pl.len().alias("__len")))
     fitting = fitted is None
-    if fitting and numeric:
-        outs: list[str] = []
-        for i in numeric:
-            outs += [f"__p{i}", f"__m{i}", *([f"__k{i}"] if rules[i].kind == "currency" else [])]
-        stages = merge_stages([parse_stage(rules[i], i, mv) for i in numeric])
-        codes = [pl.col(f"__k{i}").cast(pl.Categorical) for i in numeric if f"__k{i}" in outs]
-        queries.append(
-            apply_stages(base.select([rules[i].name for i in numeric]), stages)
-            .select(outs)
-            .with_columns(codes)
-        )
-    results = _run(queries, source)
-    # The parsed numeric columns (row order) serve the statistics and then pass 2.
-    numbers = results.pop() if fitting and numeric else None
-    n_rows = int(results[0]["n"][0])
+    outs: list[str] = []
+    for i in numeric:
+        outs += [f"__p{i}", f"__m{i}", *([f"__k{i}"] if rules[i].kind == "currency" else [])]
+    stages = merge_stages([parse_stage(rules[i], i, mv) for i in numeric])
+    codes = [pl.col(f"__k{i}").cast(pl.Categorical) for i in numeric if f"__k{i}" in outs]
+
+    def numeric_parse(lf: pl.LazyFrame) -> pl.LazyFrame:
+        """The parsed numeric columns (kept in row order for the statistics and pass 2)."""
+        lf = apply_stages(lf.select([rules[i].name for i in numeric]), stages).select(outs)
+        return lf.with_columns(codes) if codes else lf
+
+    n_rows = 0
+    value_counts: dict[int, list[pl.DataFrame]] = {i: [] for i in lookup}
+    num_parts: list[pl.DataFrame] = []
+    fit_columns = [rules[i].name for i in sorted({*lookup, *numeric})]
+    fit_casts = [e for e in casts if e.meta.output_name() in fit_columns]
+    for _, batch in read_ahead(raw_batches(source, empty.select(fit_columns), fit_columns)):
+        n_rows += batch.height
+        lf = batch.lazy().with_columns(fit_casts) if fit_casts else batch.lazy()
+        queries = [lf.group_by(rules[i].name).agg(pl.len().alias("__len")) for i in lookup]
+        if fitting and numeric:
+            queries.append(numeric_parse(lf))
+        results = _collect(queries, source)
+        if fitting and numeric:
+            num_parts.append(results.pop())
+        for i, counted in zip(lookup, results, strict=True):
+            value_counts[i].append(counted)
+        progress("fit", batch.height)
+    numbers = pl.concat(num_parts) if num_parts else None
+    del num_parts
     parsed: dict[int, pl.DataFrame] = {}
-    for k, i in enumerate(lookup):
+    for i in lookup:
         rule = rules[i]
         outs_i = [f"__p{i}", f"__m{i}", *([f"__k{i}"] if rule.kind == "currency" else [])]
+        distinct = (
+            pl.concat(value_counts.pop(i))
+            .group_by(rule.name, maintain_order=True)
+            .agg(pl.col("__len").sum())
+        )
         parsed[i] = (
-            apply_stages(results[1 + k].lazy(), parse_stage(rule, i, mv))
+            apply_stages(distinct.lazy(), parse_stage(rule, i, mv))
             .select(rule.name, "__len", *outs_i)
             .collect()
         )
     if fitting:
         fitted = _fit(plan, rules, n_rows, columns_in, parsed, numbers)
     assert fitted is not None
-    progress("fit", n_rows)
 
     # ---------------------------------------------------------------- pass 2: transform
     stats = fitted.stats_
-    lf = base.with_row_index("_row", offset=1)
-    if numbers is not None:
-        decoded = [pl.col(c).cast(pl.Utf8) for c in numbers.columns if c.startswith("__k")]
-        lf = pl.concat([lf, numbers.lazy().with_columns(decoded)], how="horizontal")
-        del numbers
+    decoded = (
+        [pl.col(c).cast(pl.Utf8) for c in numbers.columns if c.startswith("__k")]
+        if numbers is not None
+        else []
+    )
     row_stages: list[Any] = []
     exprs: list[pl.Expr] = []
     index_exprs: list[pl.Expr] = []
@@ -244,8 +369,7 @@ def clean_streamed(
             exprs += e
             continue
         # The null raw value (if any) last, so that a value's position in the table is its
-        # code in an Enum of the non-null values: the lookup is a cast, which streams
-        # (a replace_strict would hold the whole column).
+        # code in an Enum of the non-null values: the lookup is a cast.
         table = (
             parsed[i]
             .lazy()
@@ -276,17 +400,14 @@ def clean_streamed(
                 gathers.append(pl.lit(table[h]).gather(pl.col(f"__i{i}")).alias(h))
             elif h == f"__r{i}":
                 gathers.append(pl.lit(None, dtype=pl.Int8).alias(h))
-    lf = apply_stages(lf, merge_stages(row_stages)) if row_stages else lf
-    if index_exprs:
-        lf = lf.with_columns(index_exprs)
+    row_stage = merge_stages(row_stages) if row_stages else []
     idx = range(len(rules))
-    lf = lf.with_columns(exprs + gathers).with_columns(
+    final = [
         pl.coalesce([pl.col(f"__r{i}") for i in idx]).alias("_reason"),
         pl.coalesce(
             [pl.when(pl.col(f"__r{i}").is_not_null()).then(pl.lit(i, dtype=pl.Int16)) for i in idx]
         ).alias("_column"),
-    )
-    frame = lf.cache()
+    ]
     quarantined = pl.col("_reason").is_not_null()
 
     out_pairs: list[tuple[str, str]] = []
@@ -308,7 +429,6 @@ def clean_streamed(
         cand_cols.append(
             pl.struct([pl.col(hh) for hh, _ in out_pairs]).hash(seed=0).alias("__hash")
         )
-    cand = frame.filter(~quarantined).select(cand_cols)
 
     all_aggs: list[pl.Expr] = [pl.len().alias("rows_in")]
     for i, rule in enumerate(rules):
@@ -322,81 +442,106 @@ def clean_streamed(
             all_aggs.append(pl.col("_row").filter(pl.col(f"__x{i}")).min().alias(f"bad{i}"))
     for k, code in enumerate(REASON_CODES):
         all_aggs.append((pl.col("_reason") == k).sum().alias(f"reason:{code}"))
+    if not dedup:
+        all_aggs += _accepted_aggs(rules, stats, out_map, ~quarantined, 0)
 
-    quarantine_q = frame.filter(quarantined).select(
+    quarantine_cols = [
         "_row",
         *[pl.col(originals[c]).alias(c) if c in originals else pl.col(c) for c in columns_in],
         pl.col("_reason").replace_strict(dict(enumerate(REASON_CODES)), return_dtype=pl.Utf8),
         pl.col("_column").replace_strict(dict(enumerate(names)), return_dtype=pl.Utf8),
-    )
-    temps = _Temps()
+    ]
+
+    def transformed(offset: int, batch: pl.DataFrame) -> pl.DataFrame:
+        if numbers is not None:
+            part = numbers.slice(offset, batch.height)
+            batch = batch.hstack(part.with_columns(decoded).get_columns())
+        lf = based(batch).with_row_index("_row", offset=offset + 1)
+        lf = apply_stages(lf, row_stage) if row_stage else lf
+        if index_exprs:
+            lf = lf.with_columns(index_exprs)
+        return lf.with_columns(exprs + gathers).with_columns(final).collect(engine=BATCH_ENGINE)
+
+    def quarantine_part(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.lazy().filter(quarantined).select(quarantine_cols).collect(engine=BATCH_ENGINE)
+
+    def candidate_part(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.lazy().filter(~quarantined).select(cand_cols).collect(engine=BATCH_ENGINE)
+
+    outputs = _Outputs()
     spool_dir: tempfile.TemporaryDirectory[str] | None = None
+    parts: list[pl.DataFrame] = []
     try:
-        q_tmp = temps.new(paths.quarantine)
-        a_tmp = temps.new(paths.output)
-        d_tmp = temps.new(paths.duplicates)
+        shapes = transformed(0, empty)  # the schemas of the outputs
+        q_out = outputs.new(paths.quarantine)
+        outputs.write(q_out, quarantine_part(shapes), True)
+        cand_shape = shapes.select(cand_cols)
+        cand_schema = cand_shape.schema
+        out_schema = cand_shape.select(out_names).schema
+
+        def candidates() -> Iterator[pl.DataFrame]:
+            """Pass 2 proper: each batch transformed; quarantined rows written out and
+            the per-batch counts kept as they go, candidate rows given to the sink."""
+            for offset, batch in read_ahead(raw_batches(source, empty)):
+                try:
+                    frame = transformed(offset, batch)
+                except pl.exceptions.PolarsError as exc:
+                    raise _unreadable(source, exc) from exc
+                del batch
+                outputs.write(q_out, quarantine_part(frame), False)
+                parts.append(frame.select(all_aggs))
+                progress("transform", frame.height)
+                cand = candidate_part(frame)
+                del frame
+                yield cand if dedup else cand.select(out_names)
+
         if not dedup:
-            res = _run(
-                [
-                    _sink(quarantine_q, q_tmp, table_format(paths.quarantine)),
-                    _sink(cand.select(out_names), a_tmp, table_format(paths.output)),
-                    frame.select(all_aggs + _accepted_aggs(rules, stats, out_map, ~quarantined, 0)),
-                ],
-                source,
-            )
-            sums = _row(res[2]) | _table_sums(tables)
+            outputs.sink(candidates(), out_schema, paths.output)
+            sums = _combine(parts) | _table_sums(tables)
             _check_errors(rules, sums, scan, source)
             acc = sums
-            empty = cand.select("_row", *out_names).collect_schema()
-            dups = pl.DataFrame(schema={**empty, "_reason": pl.Utf8})
-            from chatpersona.clean.io import _write
-
-            _write(dups, d_tmp, table_format(paths.duplicates))
+            d_schema = pl.Schema({"_row": cand_schema["_row"], **out_schema, "_reason": pl.Utf8})
+            outputs.write(outputs.new(paths.duplicates), pl.DataFrame(schema=d_schema), True)
             dup_reasons: dict[str, int] = {}
         else:
             spool_dir = tempfile.TemporaryDirectory(prefix=".clean-spool-", dir=paths.output.parent)
-            spool = Path(spool_dir.name) / "candidates.parquet"
-            res = _run(
-                [
-                    _sink(quarantine_q, q_tmp, table_format(paths.quarantine)),
-                    cand.sink_parquet(spool, compression="lz4", lazy=True),
-                    frame.select(all_aggs),
-                ],
-                source,
+            spool_out = outputs.sink(
+                candidates(), cand_schema, Path(spool_dir.name) / "candidates.parquet"
             )
-            sums = _row(res[2]) | _table_sums(tables)
+            outputs.queue.wait()
+            outputs.writers.remove(spool_out)
+            spool_out.commit()
+            spool = spool_out.path
+            sums = _combine(parts) | _table_sums(tables)
             _check_errors(rules, sums, scan, source)
             tags = _decide_duplicates(spool, plan, out_map, out_names)
             dup_reasons = {str(k): int(n) for k, n in tags.group_by("_dup").len().iter_rows()}
-            sp = (
-                pl.scan_parquet(spool)
-                .with_columns(
-                    pl.col("_row")
-                    .replace_strict(tags["_row"], tags["_dup"], default=None, return_dtype=pl.Utf8)
-                    .alias("__dup")
-                )
-                .cache()
-            )
-            kept = sp.filter(pl.col("__dup").is_null())
-            res2 = _run(
-                [
-                    _sink(kept.select(out_names), a_tmp, table_format(paths.output)),
-                    _sink(
-                        sp.filter(pl.col("__dup").is_not_null()).select(
-                            "_row", *out_names, pl.col("__dup").alias("_reason")
-                        ),
-                        d_tmp,
-                        table_format(paths.duplicates),
-                    ),
-                    sp.select(_accepted_aggs(rules, stats, out_map, pl.col("__dup").is_null(), 1)),
-                ],
-                source,
-            )
-            acc = _row(res2[2])
-        progress("transform", n_rows)
-        temps.commit()
+            d_out = outputs.new(paths.duplicates)
+            acc_parts: list[pl.DataFrame] = []
+
+            def kept_rows() -> Iterator[pl.DataFrame]:
+                """Pass 3: the spool split into accepted and duplicate rows."""
+                for chunk in read_ahead(_parquet_batches(spool, PARQUET_BATCH_ROWS)):
+                    sp = chunk.with_columns(
+                        pl.col("_row")
+                        .replace_strict(
+                            tags["_row"], tags["_dup"], default=None, return_dtype=pl.Utf8
+                        )
+                        .alias("__dup")
+                    )
+                    kept = pl.col("__dup").is_null()
+                    dup = sp.filter(~kept).select(
+                        "_row", *out_names, pl.col("__dup").alias("_reason")
+                    )
+                    outputs.write(d_out, dup, not acc_parts)
+                    acc_parts.append(sp.select(_accepted_aggs(rules, stats, out_map, kept, 1)))
+                    yield sp.filter(kept).select(out_names)
+
+            outputs.sink(kept_rows(), out_schema, paths.output)
+            acc = _combine(acc_parts)
+        outputs.commit()
     finally:
-        temps.abort()
+        outputs.abort()
         if spool_dir is not None:
             spool_dir.cleanup()
     progress("write", n_rows)
@@ -405,6 +550,13 @@ def clean_streamed(
         _patch_counts(fitted, rules, sums)
     report = _report(fitted, rules, sums, acc, tables, dup_reasons)
     return report, fitted
+
+
+def _collect(queries: list[pl.LazyFrame], source: Path) -> list[pl.DataFrame]:
+    try:
+        return pl.collect_all(queries, engine=BATCH_ENGINE)
+    except pl.exceptions.PolarsError as exc:
+        raise _unreadable(source, exc) from exc
 
 
 def _row(df: pl.DataFrame) -> dict[str, Any]:

@@ -163,3 +163,87 @@ def test_streamed_strict_rule_error_names_the_first_bad_row(tmp_path: Path) -> N
     assert err.value.row == 3
     assert err.value.value == "x"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of a few kB / a few hundred rows, so that every pass crosses many batches."""
+    from chatpersona.clean import streamed
+
+    monkeypatch.setattr(streamed, "CSV_CHUNK_BYTES", 4096)
+    monkeypatch.setattr(streamed, "PARQUET_BATCH_ROWS", 257)
+
+
+@pytest.mark.parametrize("duplicates", DUPLICATES)
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_many_batches_equal_in_memory(
+    tmp_path: Path, small_batches: None, duplicates: dict, suffix: str
+) -> None:
+    """Many batches (CSV cut at record boundaries, Parquet by row slices) give the same
+    outputs, report and fitted plan as one in-memory transform."""
+    src = tmp_path / f"in{suffix}"
+    table = messy_table(3000, seed=11)
+    table.write_csv(src) if suffix == ".csv" else table.write_parquet(src)
+    plan = CleaningPlan.from_dict({**PLAN, "duplicates": duplicates})
+    paths = default_paths(tmp_path / "out.csv", fitted_json=tmp_path / "fitted.json")
+    clean_file(src, paths, plan=plan)
+    expected, fitted = _in_memory(src, plan)
+    tmp = tmp_path / "expected"
+    tmp.mkdir()
+    for name, df in (
+        ("a", expected.accepted),
+        ("q", expected.quarantine),
+        ("d", expected.duplicates),
+    ):
+        df.write_csv(tmp / f"{name}.csv")
+    assert paths.output.read_text() == (tmp / "a.csv").read_text()
+    assert paths.quarantine.read_text() == (tmp / "q.csv").read_text()
+    assert paths.duplicates.read_text() == (tmp / "d.csv").read_text()
+    assert _report(paths.report_json) == json.loads(json.dumps(expected.report))
+    assert FittedPlan.from_json(paths.fitted_json) == fitted
+
+
+def test_quoted_newlines_across_batch_cuts(tmp_path: Path, small_batches: None) -> None:
+    """Quoted fields holding newlines, commas and doubled quotes are never split by a cut."""
+    rng = np.random.default_rng(2)
+    notes = ['line one\nline "two"', "a, b\r\nc", '""', "plain", '"quoted"\n\n', None]
+    table = pl.DataFrame(
+        {
+            "user_id": [f"u{k}" for k in range(2500)],
+            "notes": [notes[k] for k in rng.integers(0, len(notes), 2500)],
+            "age": [str(a) for a in rng.integers(18, 80, 2500)],
+        }
+    )
+    src = tmp_path / "in.csv"
+    table.write_csv(src)
+    assert src.stat().st_size > 10 * 4096
+    plan = CleaningPlan.from_dict(
+        {
+            "columns": {
+                "user_id": {"kind": "id"},
+                "notes": {"kind": "text"},
+                "age": {"kind": "integer"},
+            }
+        }
+    )
+    paths = default_paths(tmp_path / "out.parquet")
+    report = clean_file(src, paths, plan=plan)
+    expected, _ = _in_memory(src, plan)
+    assert report["rows_in"] == 2500
+    assert pl.read_parquet(paths.output).equals(expected.accepted)
+
+
+def test_a_bad_record_in_a_later_batch_leaves_no_output(
+    tmp_path: Path, small_batches: None
+) -> None:
+    from chatpersona.exceptions import InputError
+
+    src = tmp_path / "in.csv"
+    lines = ["a,b"] + [f"{k},{k}" for k in range(3000)]
+    lines[2500] = '1,2,3,"4'  # a ragged record with an unclosed quote, far past the first cut
+    src.write_text("\n".join(lines) + "\n")
+    plan = CleaningPlan.from_dict({"columns": {"a": {"kind": "integer"}, "b": {"kind": "integer"}}})
+    with pytest.raises(InputError) as err:
+        clean_file(src, default_paths(tmp_path / "o.parquet"), plan=plan)
+    assert err.value.file == str(src)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]

@@ -1,0 +1,111 @@
+"""Two small threads that let the streamed clean overlap its steps: a read-ahead of the next
+batch and a writer of the finished ones. Polars and pyarrow release the GIL while they
+parse, compute and encode, so the three steps run on the cores together; the queues are
+short, so at most a batch or two waits in each."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["BackgroundWriter", "read_ahead"]
+
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Put unless the consumer has gone; False when it has."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """``items`` produced by a thread up to ``depth`` ahead of the consumer. An exception of
+    ``items`` is raised in the consumer at the point it would have occurred; a consumer that
+    stops early stops the producer."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not _put(q, item, stop):
+                    return
+            _put(q, _DONE, stop)
+        except BaseException as exc:  # handed to the consumer
+            _put(q, _Failure(exc), stop)
+
+    worker = threading.Thread(target=produce, name="chatpersona-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+class BackgroundWriter(Generic[T]):
+    """Runs ``write(target, item)`` calls in order on one thread, at most ``depth`` queued.
+    The first failure is raised by the next :meth:`submit` or by :meth:`finish`; the calls
+    after a failure are skipped."""
+
+    def __init__(self, write: Callable[[Any, T], None], depth: int = 2) -> None:
+        self._write = write
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="chatpersona-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._q.get()
+            try:
+                if job is _DONE:
+                    return
+                if self._failure is None:
+                    self._write(*job)
+            except BaseException as exc:  # raised in the submitting thread
+                self._failure = exc
+            finally:
+                self._q.task_done()
+
+    def submit(self, target: Any, item: T) -> None:
+        """Queue one write (blocks while the queue is full)."""
+        self._raise()
+        self._q.put((target, item))
+
+    def wait(self) -> None:
+        """Wait until every queued write is done; raise the first failure."""
+        self._q.join()
+        self._raise()
+
+    def finish(self) -> None:
+        """Wait for every queued write; raise the first failure."""
+        if self._thread.is_alive():
+            self._q.put(_DONE)
+            self._thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._failure is not None:
+            raise self._failure

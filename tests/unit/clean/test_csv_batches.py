@@ -1,0 +1,41 @@
+"""The CSV batch reader of the streamed path: any chunk size gives the rows of one read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatpersona.clean.streamed import _csv_batches, _record_end
+
+FIELD = st.one_of(
+    st.none(),
+    st.text(alphabet=st.sampled_from(list('ab ,"\n\r\t;é€')), max_size=8),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(st.tuples(FIELD, FIELD, FIELD), min_size=0, max_size=40),
+    chunk=st.integers(min_value=1, max_value=200),
+)
+def test_batches_concatenate_to_one_read(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str | None, ...]], chunk: int
+) -> None:
+    path = Path(tmp_path_factory.mktemp("csv")) / "t.csv"
+    pl.DataFrame(rows, schema=["x", 'y "q"', "z\nw"], orient="row").write_csv(path)
+    whole = pl.read_csv(path, infer_schema=False)
+    parts = list(_csv_batches(path, chunk))
+    got = pl.concat(parts) if parts else whole.head(0)
+    assert got.equals(whole)
+    assert all(p.height for p in parts)
+
+
+def test_record_end_skips_newlines_inside_quotes() -> None:
+    assert _record_end(b'1,"a\nb"\n2,"c\n') == len(b'1,"a\nb"\n')
+    assert _record_end(b'1,"a\nb') == 0
+    assert _record_end(b"1,2\n3,4") == 4
+    assert _record_end(b"") == 0
