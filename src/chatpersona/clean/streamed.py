@@ -500,7 +500,9 @@ def clean_streamed(
             sums = _combine(parts) | _table_sums(tables)
             _check_errors(rules, sums, scan, source)
             acc = sums
-            d_schema = pl.Schema({"_row": cand_schema["_row"], **out_schema, "_reason": pl.Utf8})
+            d_schema = pl.Schema(
+                [("_row", cand_schema["_row"]), *out_schema.items(), ("_reason", pl.Utf8())]
+            )
             outputs.write(outputs.new(paths.duplicates), pl.DataFrame(schema=d_schema), True)
             dup_reasons: dict[str, int] = {}
         else:
