@@ -6,7 +6,9 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -235,16 +237,31 @@ class FittedPlan:
         parsed numbers (numeric kinds, in row order) or a one-item count of valid values
         (other kinds), and label / currency-code counts (``value``, ``n``)."""
         stats: dict[str, dict[str, Any]] = {}
+        numeric = {
+            name: (
+                rule,
+                pl.concat(numbers[name])
+                if numbers[name]
+                else pl.Series("value", [], dtype=pl.Float64),
+            )
+            for name, rule in self.plan.columns.items()
+            if rule.kind in NUMERIC_KINDS
+        }
+        # numpy releases the GIL in its partitions (medians, quantiles): columns in parallel.
+        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+            numeric_stats = dict(
+                zip(
+                    numeric,
+                    pool.map(lambda rv: self._numeric_stats(*rv), numeric.values()),
+                    strict=True,
+                )
+            )
         for name, rule in self.plan.columns.items():
             st: dict[str, Any] = {"n": n_rows, **counts[name]}
             if rule.kind in NUMERIC_KINDS:
-                values = (
-                    pl.concat(numbers[name])
-                    if numbers[name]
-                    else pl.Series("value", [], dtype=pl.Float64)
-                )
+                values = numeric[name][1]
                 st["n_valid"] = values.len()
-                st.update(self._numeric_stats(rule, values))
+                st.update(numeric_stats[name])
                 if rule.missing == "mode":
                     st["mode"] = _mode(values.cast(pl.Int64) if rule.kind == "integer" else values)
             elif rule.kind in ("categorical", "boolean"):
