@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
-__all__ = ["BackgroundWriter", "read_ahead"]
+__all__ = ["BackgroundWriter", "ordered_map", "read_ahead"]
 
 _DONE = object()
 
@@ -109,3 +110,23 @@ class BackgroundWriter(Generic[T]):
     def _raise(self) -> None:
         if self._failure is not None:
             raise self._failure
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterator[T], workers: int = 2) -> Iterator[R]:
+    """``fn`` over ``items`` on ``workers`` threads, results in input order, at most
+    ``workers + 1`` items in flight (so memory stays a few batches)."""
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pending: deque[Future[R]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chatpersona-batch") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()

@@ -29,13 +29,14 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import polars as pl
 
-from chatpersona.clean._pipeline import BackgroundWriter, read_ahead
+from chatpersona.clean._pipeline import BackgroundWriter, ordered_map, read_ahead
 from chatpersona.clean.fitted import FittedPlan, _decode
 from chatpersona.clean.io import BatchWriter, table_format
 from chatpersona.clean.plan import NUMERIC_KINDS, CleaningPlan
@@ -56,7 +57,10 @@ from chatpersona.exceptions import InputError
 __all__ = ["ENGINE", "SAMPLE_ROWS", "clean_streamed", "read_sample", "scan_table"]
 
 ENGINE: Final = "streaming"
-CSV_CHUNK_BYTES = 4 << 20  # CSV bytes per batch (~30k rows of 20 columns): memory vs per-batch cost
+# CSV bytes per batch: the fit keeps little of a batch, so its batches are larger (fewer
+# per-batch costs); the transform holds ~30x its batch while cleaning it.
+FIT_CHUNK_BYTES = 8 << 20
+CSV_CHUNK_BYTES = 4 << 20
 PARQUET_BATCH_ROWS = 131_072
 BATCH_ENGINE: Final = "in-memory"  # one batch at a time: measured faster than "streaming"
 SAMPLE_ROWS = 200_000  # rows looked at for plan inference (infer_plan's own limit)
@@ -115,6 +119,8 @@ def _csv_head(path: Path, rows: int) -> pl.DataFrame | None:
 def _record_end(buf: bytes) -> int:
     """The end of the last complete CSV record in ``buf`` (which starts at a record
     boundary): just past the last newline outside quotes; 0 when there is none."""
+    if buf.find(b'"') < 0:  # no quotes (the common case): the last newline
+        return buf.rfind(b"\n") + 1
     quotes = buf.count(b'"')
     pos = len(buf)
     while True:
@@ -131,7 +137,8 @@ def _csv_batches(
     path: Path, chunk_bytes: int, columns: list[str] | None = None
 ) -> Iterator[pl.DataFrame]:
     """Consecutive batches of a CSV file (every column as text), each parsed from about
-    ``chunk_bytes`` bytes cut at a record boundary, with the header put before each."""
+    ``chunk_bytes`` bytes cut at a record boundary; the header is read once and its names
+    given to each batch (as Polars names them: a repeated name gets a suffix)."""
     with path.open("rb") as fh:
         header = b""
         while True:  # the header record (a quoted name may hold a newline)
@@ -139,20 +146,28 @@ def _csv_batches(
             header += line
             if not line or header.count(b'"') % 2 == 0:
                 break
+        names = pl.read_csv(header, infer_schema=False).columns
+        schema = dict.fromkeys(names, pl.String())
+        wanted = None if columns is None else sorted(names.index(c) for c in columns)
+
+        def parse(body: bytes) -> pl.DataFrame:
+            df = pl.read_csv(body, has_header=False, schema=schema, columns=wanted)
+            return df if columns is None else df.select(columns)
+
         carry = b""
         while True:
             data = fh.read(chunk_bytes)
             buf = carry + data if carry else data
             if not data:
                 if buf.strip():
-                    yield pl.read_csv(header + buf, infer_schema=False, columns=columns)
+                    yield parse(buf)
                 return
             cut = _record_end(buf)
             if cut == 0:
                 carry = buf  # one record longer than a chunk: read on
                 continue
             carry = buf[cut:]
-            yield pl.read_csv(header + buf[:cut], infer_schema=False, columns=columns)
+            yield parse(buf[:cut])
 
 
 def _parquet_batches(
@@ -173,16 +188,16 @@ def _parquet_batches(
 
 
 def raw_batches(
-    path: Path, empty: pl.DataFrame, columns: list[str] | None = None
+    path: Path, empty: pl.DataFrame, columns: list[str] | None = None, scale: int = 1
 ) -> Iterator[tuple[int, pl.DataFrame]]:
     """``(offset, batch)`` over ``path`` in input order, only ``columns`` if given;
-    ``empty`` (its schema) when the file holds no rows. Read errors are an
-    :class:`InputError` naming the file."""
+    ``empty`` (its schema) when the file holds no rows; batches ``scale`` times the usual
+    size. Read errors are an :class:`InputError` naming the file."""
     fmt = table_format(path)
     batches = (
-        _csv_batches(path, CSV_CHUNK_BYTES, columns)
+        _csv_batches(path, CSV_CHUNK_BYTES * scale, columns)
         if fmt == "csv"
-        else _parquet_batches(path, PARQUET_BATCH_ROWS, columns)
+        else _parquet_batches(path, PARQUET_BATCH_ROWS * scale, columns)
     )
     offset, seen = 0, False
     try:
@@ -339,36 +354,46 @@ def clean_streamed(
     num_parts: list[pl.DataFrame] = []
     fit_columns = [rules[i].name for i in sorted({*lookup, *numeric})]
     fit_casts = [e for e in casts if e.meta.output_name() in fit_columns]
-    for _, batch in read_ahead(raw_batches(source, empty.select(fit_columns), fit_columns)):
-        n_rows += batch.height
+    fit_scale = max(1, FIT_CHUNK_BYTES // CSV_CHUNK_BYTES)
+    fit_batches = raw_batches(source, empty.select(fit_columns), fit_columns, fit_scale)
+
+    def fit_batch(
+        item: tuple[int, pl.DataFrame],
+    ) -> tuple[int, list[pl.DataFrame], pl.DataFrame | None]:
+        batch = item[1]
         lf = batch.lazy().with_columns(fit_casts) if fit_casts else batch.lazy()
         queries = [lf.group_by(rules[i].name).agg(pl.len().alias("__len")) for i in lookup]
         n_lookup = len(queries)
         if fitting and numeric:
             queries += numeric_parse(lf)
         results = _collect(queries, source)
+        part = None
         if fitting and numeric:
             part = pl.concat(results[n_lookup:], how="horizontal").select(outs)
-            num_parts.append(part.with_columns(codes) if codes else part)
-        for i, counted in zip(lookup, results[:n_lookup], strict=True):
-            value_counts[i].append(counted)
-        progress("fit", batch.height)
+            part = part.with_columns(codes) if codes else part
+        return batch.height, results[:n_lookup], part
+
+    for height, counted, part in ordered_map(fit_batch, read_ahead(fit_batches)):
+        n_rows += height
+        if part is not None:
+            num_parts.append(part)
+        for i, vc in zip(lookup, counted, strict=True):
+            value_counts[i].append(vc)
+        progress("fit", height)
     numbers = pl.concat(num_parts) if num_parts else None
     del num_parts
-    parsed: dict[int, pl.DataFrame] = {}
-    for i in lookup:
-        rule = rules[i]
-        outs_i = [f"__p{i}", f"__m{i}", *([f"__k{i}"] if rule.kind == "currency" else [])]
-        distinct = (
+    # The distinct values of the looked-up columns, parsed once each (all columns at once).
+    tables_q = [
+        apply_stages(
             pl.concat(value_counts.pop(i))
-            .group_by(rule.name, maintain_order=True)
-            .agg(pl.col("__len").sum())
-        )
-        parsed[i] = (
-            apply_stages(distinct.lazy(), parse_stage(rule, i, mv))
-            .select(rule.name, "__len", *outs_i)
-            .collect()
-        )
+            .lazy()
+            .group_by(rules[i].name, maintain_order=True)
+            .agg(pl.col("__len").sum()),
+            parse_stage(rules[i], i, mv),
+        ).select(rules[i].name, "__len", *outs_of(i))
+        for i in lookup
+    ]
+    parsed = dict(zip(lookup, _collect(tables_q, source), strict=True))
     if fitting:
         fitted = _fit(plan, rules, n_rows, columns_in, parsed, numbers)
     assert fitted is not None
@@ -511,22 +536,28 @@ def clean_streamed(
         cand_schema = cand_shape.schema
         out_schema = cand_shape.select(out_names).schema
 
-        def candidates() -> Iterator[pl.DataFrame]:
-            """Pass 2 proper: each batch transformed; quarantined rows written out and
-            the per-batch counts kept as they go, candidate rows given to the sink."""
-            for offset, batch in read_ahead(raw_batches(source, empty)):
-                try:
-                    frame = transformed(offset, batch)
-                except pl.exceptions.PolarsError as exc:
-                    raise _unreadable(source, exc) from exc
-                del batch
-                outputs.write(q_out, quarantine_part(frame), False)
-                parts.append(frame.select(all_aggs))
-                if value_exprs and not dedup:
-                    accepted_masks.append(frame.select(~quarantined).to_series())
-                progress("transform", frame.height)
+        def clean_batch(
+            item: tuple[int, pl.DataFrame],
+        ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.Series | None]:
+            offset, batch = item
+            try:
+                frame = transformed(offset, batch)
+                mask = frame.select(~quarantined).to_series() if value_exprs and not dedup else None
                 cand = candidate_part(frame)
-                del frame
+                return quarantine_part(frame), cand, frame.select(all_aggs), mask
+            except pl.exceptions.PolarsError as exc:
+                raise _unreadable(source, exc) from exc
+
+        def candidates() -> Iterator[pl.DataFrame]:
+            """Pass 2 proper: batches transformed two at a time; in input order, quarantined
+            rows written out and the per-batch counts kept, candidate rows handed on."""
+            batches = read_ahead(raw_batches(source, empty))
+            for q_part, cand, agg, mask in ordered_map(clean_batch, batches):
+                outputs.write(q_out, q_part, False)
+                parts.append(agg)
+                if mask is not None:
+                    accepted_masks.append(mask)
+                progress("transform", agg["rows_in"][0])
                 yield cand if dedup else cand.select(out_names)
 
         if not dedup:
@@ -690,14 +721,17 @@ def _histogram_values(
     numbers: pl.DataFrame, decoded: list[pl.Expr], value_exprs: dict[int, pl.Expr], mask: pl.Series
 ) -> dict[str, Any]:
     """The histograms of the accepted cleaned values of the numeric columns parsed in pass
-    1, recomputed from their parsed values (already held) one column at a time instead of
-    keeping the values per batch."""
+    1, recomputed from their parsed values (already held) instead of keeping the values per
+    batch; two columns at a time (Polars and numpy release the GIL)."""
     base = numbers.lazy().with_columns(decoded).with_columns(pl.lit(mask).alias("__accepted"))
-    out: dict[str, Any] = {}
-    for i, expr in value_exprs.items():
+
+    def one(i: int) -> _Histogram:
+        expr = value_exprs[i]
         values = base.filter(pl.col("__accepted")).select(expr).collect(engine=BATCH_ENGINE)
-        out[f"hist{i}"] = _Histogram(_histogram(values.to_series()))
-    return out
+        return _Histogram(_histogram(values.to_series()))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return {f"hist{i}": h for i, h in zip(value_exprs, pool.map(one, value_exprs), strict=True)}
 
 
 class _Histogram:
