@@ -114,7 +114,7 @@ class BackgroundWriter(Generic[T]):
 
 def ordered_map(fn: Callable[[T], R], items: Iterator[T], workers: int = 2) -> Iterator[R]:
     """``fn`` over ``items`` on ``workers`` threads, results in input order, at most
-    ``workers + 1`` items in flight (so memory stays a few batches)."""
+    ``workers`` items in flight (so memory stays a few batches)."""
     from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -123,7 +123,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterator[T], workers: int = 2) -> I
         try:
             for item in items:
                 pending.append(pool.submit(fn, item))
-                if len(pending) > workers:
+                if len(pending) >= workers:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()

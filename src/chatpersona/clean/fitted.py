@@ -7,7 +7,7 @@ import difflib
 import json
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -228,7 +228,7 @@ class FittedPlan:
         self,
         n_rows: int,
         counts: dict[str, dict[str, int]],
-        numbers: dict[str, list[pl.Series]],
+        numbers: Mapping[str, Sequence[pl.Series] | Callable[[], pl.Series]],
         labels: dict[str, list[pl.DataFrame]],
         codes: dict[str, list[pl.DataFrame]],
         columns_in: list[str],
@@ -237,33 +237,31 @@ class FittedPlan:
         parsed numbers (numeric kinds, in row order) or a one-item count of valid values
         (other kinds), and label / currency-code counts (``value``, ``n``)."""
         stats: dict[str, dict[str, Any]] = {}
-        numeric = {
-            name: (
-                rule,
-                pl.concat(numbers[name])
-                if numbers[name]
-                else pl.Series("value", [], dtype=pl.Float64),
-            )
-            for name, rule in self.plan.columns.items()
-            if rule.kind in NUMERIC_KINDS
-        }
+
+        def numeric_facts(name: str) -> dict[str, Any]:
+            """The statistics of one numeric column; its values are loaded here (a callable
+            loads them from a spool) and freed when it returns."""
+            rule = self.plan.columns[name]
+            held = numbers[name]
+            if callable(held):
+                values = held()
+            elif held:
+                values = pl.concat(held)
+            else:
+                values = pl.Series("value", [], dtype=pl.Float64)
+            facts = {"n_valid": values.len(), **self._numeric_stats(rule, values)}
+            if rule.missing == "mode":
+                facts["mode"] = _mode(values.cast(pl.Int64) if rule.kind == "integer" else values)
+            return facts
+
+        numeric = [name for name, rule in self.plan.columns.items() if rule.kind in NUMERIC_KINDS]
         # numpy releases the GIL in its partitions (medians, quantiles): columns in parallel.
         with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-            numeric_stats = dict(
-                zip(
-                    numeric,
-                    pool.map(lambda rv: self._numeric_stats(*rv), numeric.values()),
-                    strict=True,
-                )
-            )
+            numeric_stats = dict(zip(numeric, pool.map(numeric_facts, numeric), strict=True))
         for name, rule in self.plan.columns.items():
             st: dict[str, Any] = {"n": n_rows, **counts[name]}
             if rule.kind in NUMERIC_KINDS:
-                values = numeric[name][1]
-                st["n_valid"] = values.len()
                 st.update(numeric_stats[name])
-                if rule.missing == "mode":
-                    st["mode"] = _mode(values.cast(pl.Int64) if rule.kind == "integer" else values)
             elif rule.kind in ("categorical", "boolean"):
                 vc = _merge_counts(labels[name])
                 st["n_valid"] = int(vc["n"].sum()) if vc.height else 0
@@ -272,7 +270,9 @@ class FittedPlan:
                 if rule.kind == "categorical" and rule.fuzzy_threshold is not None:
                     st["fuzzy_suggestions"] = self._fuzzy(vc, rule.fuzzy_threshold)
             else:
-                st["n_valid"] = int(sum(int(s.sum()) for s in numbers[name]))
+                held = numbers[name]
+                assert not callable(held)
+                st["n_valid"] = int(sum(int(s.sum()) for s in held))
             if rule.kind == "currency":
                 st["currency_mode"] = (
                     _mode_from_counts(_merge_counts(codes[name])) or rule.default_currency

@@ -26,6 +26,7 @@ accounting and report equal the in-memory path's (tested, with one batch and wit
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import tempfile
 from collections.abc import Callable, Iterator
@@ -62,6 +63,7 @@ ENGINE: Final = "streaming"
 FIT_CHUNK_BYTES = 8 << 20
 CSV_CHUNK_BYTES = 4 << 20
 PARQUET_BATCH_ROWS = 131_072
+PASS2_WORKERS = 2
 BATCH_ENGINE: Final = "in-memory"  # one batch at a time: measured faster than "streaming"
 SAMPLE_ROWS = 200_000  # rows looked at for plan inference (infer_plan's own limit)
 LABEL_KINDS = ("categorical", "boolean")
@@ -226,13 +228,68 @@ def _combine(parts: list[pl.DataFrame]) -> dict[str, Any]:
     return out
 
 
+class _NumberSpool:
+    """The parsed numeric columns of pass 1 in row order, on disk as Arrow IPC files (one per
+    batch), so memory holds a batch of them rather than the table: the fit reads one column
+    at a time, the transform the rows of its batch."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.files: list[Path] = []
+        self.starts: list[int] = []
+        self.rows = 0
+        self.schema = pl.Schema()
+        self._cached: tuple[int, pl.DataFrame] | None = None
+
+    def append(self, part: pl.DataFrame) -> None:
+        path = self.dir / f"numbers-{len(self.files):06d}.arrow"
+        part.write_ipc(path, compression="uncompressed")
+        self.files.append(path)
+        self.starts.append(self.rows)
+        self.rows += part.height
+        self.schema = part.schema
+
+    def scan(self) -> pl.LazyFrame:
+        if not self.files:
+            return pl.LazyFrame(schema=self.schema)
+        return pl.scan_ipc(self.files)
+
+    def values(self, column: str) -> Callable[[], pl.Series]:
+        """A loader of a column's non-null values as floats (for the fit)."""
+
+        def load() -> pl.Series:
+            frame = self.scan().select(pl.col(column).drop_nulls().cast(pl.Float64).alias("value"))
+            return frame.collect(engine=BATCH_ENGINE).to_series()
+
+        return load
+
+    def _file(self, k: int) -> pl.DataFrame:
+        if self._cached is None or self._cached[0] != k:
+            self._cached = (k, pl.read_ipc(self.files[k]))
+        return self._cached[1]
+
+    def slice(self, offset: int, n: int) -> pl.DataFrame:
+        """Rows ``offset`` to ``offset + n`` (reading only the files that hold them)."""
+        parts: list[pl.DataFrame] = []
+        k = max(bisect.bisect_right(self.starts, offset) - 1, 0)
+        end = offset + n
+        while k < len(self.files) and self.starts[k] < end:
+            lo = max(offset - self.starts[k], 0)
+            part = self._file(k)
+            parts.append(part.slice(lo, end - self.starts[k] - lo))
+            k += 1
+        if not parts:
+            return pl.DataFrame(schema=self.schema)
+        return parts[0] if len(parts) == 1 else pl.concat(parts)
+
+
 class _Outputs:
     """Batch writers of one run, written on a background thread in submission order and
     moved into place together only when every step succeeded."""
 
     def __init__(self) -> None:
         self.writers: list[BatchWriter] = []
-        self.queue: BackgroundWriter[pl.DataFrame] = BackgroundWriter(BatchWriter.write)
+        self.queue: BackgroundWriter[pl.DataFrame] = BackgroundWriter(BatchWriter.write, depth=1)
 
     def new(self, path: Path) -> BatchWriter:
         w = BatchWriter(path)
@@ -277,7 +334,24 @@ def clean_streamed(
     progress: Progress,
 ) -> tuple[dict[str, Any], FittedPlan]:
     """Clean ``source`` (scanned as ``scan``; ``sample`` = its first rows) into ``paths``;
-    fits ``plan`` unless ``fitted`` is given. Returns the report and the fitted plan."""
+    fits ``plan`` unless ``fitted`` is given. Returns the report and the fitted plan.
+    Temporary files (the parsed numbers, the duplicate candidates) live beside the output
+    until the run ends."""
+    paths.output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".clean-spool-", dir=paths.output.parent) as tmp:
+        return _clean_streamed(source, scan, sample, plan, fitted, paths, progress, Path(tmp))
+
+
+def _clean_streamed(
+    source: Path,
+    scan: pl.LazyFrame,
+    sample: pl.DataFrame,
+    plan: CleaningPlan,
+    fitted: FittedPlan | None,
+    paths: Any,
+    progress: Progress,
+    spool_dir: Path,
+) -> tuple[dict[str, Any], FittedPlan]:
     src = str(source)
     checker = fitted if fitted is not None else FittedPlan(plan)
     checker._check_columns(sample, src)
@@ -351,7 +425,7 @@ def clean_streamed(
 
     n_rows = 0
     value_counts: dict[int, list[pl.DataFrame]] = {i: [] for i in lookup}
-    num_parts: list[pl.DataFrame] = []
+    numbers = _NumberSpool(spool_dir) if fitting and numeric else None
     fit_columns = [rules[i].name for i in sorted({*lookup, *numeric})]
     fit_casts = [e for e in casts if e.meta.output_name() in fit_columns]
     fit_scale = max(1, FIT_CHUNK_BYTES // CSV_CHUNK_BYTES)
@@ -375,13 +449,11 @@ def clean_streamed(
 
     for height, counted, part in ordered_map(fit_batch, read_ahead(fit_batches)):
         n_rows += height
-        if part is not None:
-            num_parts.append(part)
+        if part is not None and numbers is not None:
+            numbers.append(part)
         for i, vc in zip(lookup, counted, strict=True):
             value_counts[i].append(vc)
         progress("fit", height)
-    numbers = pl.concat(num_parts) if num_parts else None
-    del num_parts
     # The distinct values of the looked-up columns, parsed once each (all columns at once).
     tables_q = [
         apply_stages(
@@ -401,7 +473,7 @@ def clean_streamed(
     # ---------------------------------------------------------------- pass 2: transform
     stats = fitted.stats_
     decoded = (
-        [pl.col(c).cast(pl.Utf8) for c in numbers.columns if c.startswith("__k")]
+        [pl.col(c).cast(pl.Utf8) for c in numbers.schema.names() if c.startswith("__k")]
         if numbers is not None
         else []
     )
@@ -525,7 +597,6 @@ def clean_streamed(
         return frame.lazy().filter(~quarantined).select(cand_cols).collect(engine=BATCH_ENGINE)
 
     outputs = _Outputs()
-    spool_dir: tempfile.TemporaryDirectory[str] | None = None
     parts: list[pl.DataFrame] = []
     accepted_masks: list[pl.Series] = []
     try:
@@ -552,7 +623,7 @@ def clean_streamed(
             """Pass 2 proper: batches transformed two at a time; in input order, quarantined
             rows written out and the per-batch counts kept, candidate rows handed on."""
             batches = read_ahead(raw_batches(source, empty))
-            for q_part, cand, agg, mask in ordered_map(clean_batch, batches):
+            for q_part, cand, agg, mask in ordered_map(clean_batch, batches, workers=PASS2_WORKERS):
                 outputs.write(q_out, q_part, False)
                 parts.append(agg)
                 if mask is not None:
@@ -574,10 +645,7 @@ def clean_streamed(
             outputs.write(outputs.new(paths.duplicates), pl.DataFrame(schema=d_schema), True)
             dup_reasons: dict[str, int] = {}
         else:
-            spool_dir = tempfile.TemporaryDirectory(prefix=".clean-spool-", dir=paths.output.parent)
-            spool_out = outputs.sink(
-                candidates(), cand_schema, Path(spool_dir.name) / "candidates.parquet"
-            )
+            spool_out = outputs.sink(candidates(), cand_schema, spool_dir / "candidates.parquet")
             outputs.queue.wait()
             outputs.writers.remove(spool_out)
             spool_out.commit()
@@ -622,8 +690,6 @@ def clean_streamed(
         outputs.commit()
     finally:
         outputs.abort()
-        if spool_dir is not None:
-            spool_dir.cleanup()
     progress("write", n_rows)
 
     if fitting:
@@ -666,25 +732,45 @@ def _fit(
     n_rows: int,
     columns_in: list[str],
     parsed: dict[int, pl.DataFrame],
-    numbers_frame: pl.DataFrame | None,
+    spool: _NumberSpool | None,
 ) -> FittedPlan:
-    """Statistics from pass 1, through the same code as :meth:`FittedPlan.fit`."""
+    """Statistics from pass 1, through the same code as :meth:`FittedPlan.fit`; a numeric
+    column's values are read from the spool when its statistics are computed."""
     counts: dict[str, dict[str, int]] = {}
-    numbers: dict[str, list[pl.Series]] = {r.name: [] for r in rules}
+    numbers: dict[str, list[pl.Series] | Callable[[], pl.Series]] = {r.name: [] for r in rules}
     labels: dict[str, list[pl.DataFrame]] = {r.name: [] for r in rules}
     codes: dict[str, list[pl.DataFrame]] = {r.name: [] for r in rules}
+    numeric = [i for i, r in enumerate(rules) if r.kind in NUMERIC_KINDS]
+    missing: dict[str, Any] = {}
+    if numeric:
+        assert spool is not None
+        missing = (
+            spool.scan()
+            .select(
+                expr
+                for i in numeric
+                for expr in (
+                    pl.col(f"__m{i}").sum().alias(f"m{i}"),
+                    (pl.col(f"__p{i}").is_null() & ~pl.col(f"__m{i}")).sum().alias(f"x{i}"),
+                )
+            )
+            .collect(engine=BATCH_ENGINE)
+            .row(0, named=True)
+        )
     for i, rule in enumerate(rules):
         name = rule.name
         counts[name] = {"n_missing": 0, "n_invalid": 0}
         if rule.kind in NUMERIC_KINDS:
-            assert numbers_frame is not None
-            pv, pm = numbers_frame[f"__p{i}"], numbers_frame[f"__m{i}"]
-            counts[name]["n_missing"] = int(pm.sum())
-            counts[name]["n_invalid"] = int((pv.is_null() & ~pm).sum())
-            numbers[name].append(pv.drop_nulls().rename("value").cast(pl.Float64))
+            assert spool is not None
+            counts[name]["n_missing"] = int(missing[f"m{i}"])
+            counts[name]["n_invalid"] = int(missing[f"x{i}"])
+            numbers[name] = spool.values(f"__p{i}")
             if rule.kind == "currency":
                 codes[name].append(
-                    numbers_frame[f"__k{i}"].drop_nulls().rename("value").value_counts(name="n")
+                    spool.scan()
+                    .select(pl.col(f"__k{i}").drop_nulls().alias("value"))
+                    .collect(engine=BATCH_ENGINE)["value"]
+                    .value_counts(name="n")
                 )
         elif rule.kind in LABEL_KINDS:
             t = parsed[i]
@@ -703,7 +789,7 @@ def _fit(
         else:
             # Counts of dates, ids and texts are facts only (their fills do not depend on
             # them): they are taken from the transform pass (see _patch_counts).
-            numbers[name].append(pl.Series("value", [0], dtype=pl.Int64))
+            numbers[name] = [pl.Series("value", [0], dtype=pl.Int64)]
     return FittedPlan(plan)._finish_fit(n_rows, counts, numbers, labels, codes, columns_in)
 
 
@@ -718,12 +804,12 @@ def _patch_counts(fitted: FittedPlan, rules: list[Any], sums: dict[str, Any]) ->
 
 
 def _histogram_values(
-    numbers: pl.DataFrame, decoded: list[pl.Expr], value_exprs: dict[int, pl.Expr], mask: pl.Series
+    numbers: _NumberSpool, decoded: list[pl.Expr], value_exprs: dict[int, pl.Expr], mask: pl.Series
 ) -> dict[str, Any]:
     """The histograms of the accepted cleaned values of the numeric columns parsed in pass
     1, recomputed from their parsed values (already held) instead of keeping the values per
     batch; two columns at a time (Polars and numpy release the GIL)."""
-    base = numbers.lazy().with_columns(decoded).with_columns(pl.lit(mask).alias("__accepted"))
+    base = numbers.scan().with_columns(decoded).with_columns(pl.lit(mask).alias("__accepted"))
 
     def one(i: int) -> _Histogram:
         expr = value_exprs[i]
