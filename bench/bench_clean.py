@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import polars as pl
+
+# Polars is imported inside the functions that use it: the pandas run (a subprocess of this
+# script) must not carry Polars' import time and memory.
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -84,6 +86,8 @@ PLAN = {
 # --------------------------------------------------------------------------- data
 def generate(n: int, seed: int, path: Path) -> None:
     """Write a messy n x 20 CSV (numpy randomness; Polars only formats the strings)."""
+    import polars as pl
+
     rng = np.random.default_rng(seed)
 
     def pick(options: list[str]) -> np.ndarray:
@@ -287,6 +291,8 @@ def measured(cmd: list[str]) -> dict[str, float]:
 
 
 def compare(pandas_out: Path, ours: Path) -> dict[str, object]:
+    import polars as pl
+
     a = pl.read_parquet(pandas_out).sort("user_id")
     b = pl.read_parquet(ours).sort("user_id")
     result: dict[str, object] = {"rows_pandas": a.height, "rows_chatpersona": b.height}
@@ -317,6 +323,8 @@ def compare(pandas_out: Path, ours: Path) -> dict[str, object]:
 
 
 def record_rate(fitted_json: Path, src: Path, n: int) -> dict[str, float]:
+    import polars as pl
+
     from chatpersona.clean import FittedPlan
 
     fitted = FittedPlan.from_json(fitted_json)
@@ -355,6 +363,8 @@ def main() -> int:
     if args.run == "pandas":
         run_pandas(args.input, args.output)
         return 0
+    import polars as pl
+
     RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-clean-") as tmp:
         d = Path(tmp)

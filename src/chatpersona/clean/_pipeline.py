@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-__all__ = ["BackgroundWriter", "ordered_map", "read_ahead"]
+__all__ = ["BackgroundWriter", "ReadAhead", "ordered_map", "read_ahead"]
 
 _DONE = object()
 
@@ -23,46 +24,79 @@ class _Failure:
         self.exc = exc
 
 
-def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
-    """Put unless the consumer has gone; False when it has."""
-    while not stop.is_set():
+class ReadAhead(Generic[T]):
+    """``items`` produced by a thread that starts at once: up to ``prefill`` items before the
+    consumer takes the first one (work done while the consumer is still busy elsewhere),
+    then up to ``depth`` ahead of it. An exception of ``items`` is raised in the consumer
+    at the point it would have occurred. :meth:`close` (or leaving the ``with`` block, or
+    the end of the iteration) stops the producer."""
+
+    def __init__(self, items: Iterator[T], depth: int = 1, prefill: int | None = None) -> None:
+        self._items = items
+        self._depth = depth
+        self._limit = max(depth, prefill or depth)
+        self._buf: deque[Any] = deque()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._produce, name="chatpersona-read-ahead")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _produce(self) -> None:
         try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
+            for item in self._items:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._stop or len(self._buf) < self._limit)
+                    if self._stop:
+                        return
+                    self._buf.append(item)
+                    self._cond.notify_all()
+            end: Any = _DONE
+        except BaseException as exc:  # handed to the consumer
+            end = _Failure(exc)
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()
+        with self._cond:
+            self._buf.append(end)
+            self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[T]:
+        try:
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: bool(self._buf))
+                    item = self._buf.popleft()
+                    self._limit = self._depth
+                    self._cond.notify_all()
+                if item is _DONE:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.exc
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._buf.clear()
+            self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def __enter__(self) -> ReadAhead[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """``items`` produced by a thread up to ``depth`` ahead of the consumer. An exception of
-    ``items`` is raised in the consumer at the point it would have occurred; a consumer that
-    stops early stops the producer."""
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not _put(q, item, stop):
-                    return
-            _put(q, _DONE, stop)
-        except BaseException as exc:  # handed to the consumer
-            _put(q, _Failure(exc), stop)
-
-    worker = threading.Thread(target=produce, name="chatpersona-read-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failure):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        worker.join()
+    """``items`` produced by a thread up to ``depth`` ahead of the consumer (see
+    :class:`ReadAhead`)."""
+    return iter(ReadAhead(items, depth))
 
 
 class BackgroundWriter(Generic[T]):
