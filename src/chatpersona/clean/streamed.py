@@ -62,9 +62,10 @@ __all__ = ["ENGINE", "SAMPLE_ROWS", "clean_streamed", "read_sample", "scan_table
 ENGINE: Final = "streaming"
 # CSV bytes per batch: the fit keeps little of a batch, so its batches are larger (fewer
 # per-batch costs); the transform holds ~30x its batch while cleaning it.
-FIT_CHUNK_BYTES = 8 << 20
-CSV_CHUNK_BYTES = 4 << 20
+FIT_CHUNK_BYTES = 6 << 20
+CSV_CHUNK_BYTES = 6 << 20
 PARQUET_BATCH_ROWS = 131_072
+PASS1_WORKERS = 2
 PASS2_WORKERS = 2
 PREFILL_BATCHES = 1  # pass-2 batches read while the fit runs (more measured no faster)
 BATCH_ENGINE: Final = "in-memory"  # one batch at a time: measured faster than "streaming"
@@ -139,11 +140,16 @@ def _record_end(buf: bytes) -> int:
 
 
 def _csv_batches(
-    path: Path, chunk_bytes: int, columns: list[str] | None = None
+    path: Path,
+    chunk_bytes: int,
+    columns: list[str] | None = None,
+    cuts: list[tuple[int, int]] | None = None,
 ) -> Iterator[pl.DataFrame]:
     """Consecutive batches of a CSV file (every column as text), each parsed from about
     ``chunk_bytes`` bytes cut at a record boundary; the header is read once and its names
-    given to each batch (as Polars names them: a repeated name gets a suffix)."""
+    given to each batch (as Polars names them: a repeated name gets a suffix). The byte
+    range of each batch is appended to ``cuts`` when it is empty; a later pass gives the
+    filled list back to read the same ranges without looking for boundaries again."""
     with path.open("rb") as fh:
         header = b""
         while True:  # the header record (a quoted name may hold a newline)
@@ -159,12 +165,21 @@ def _csv_batches(
             df = pl.read_csv(body, has_header=False, schema=schema, columns=wanted)
             return df if columns is None else df.select(columns)
 
+        if cuts:  # the ranges a previous pass found
+            for start, end in cuts:
+                fh.seek(start)
+                yield parse(fh.read(end - start))
+            return
+        record = cuts.append if cuts is not None else None
+        start = fh.tell()
         carry = b""
         while True:
             data = fh.read(chunk_bytes)
             buf = carry + data if carry else data
             if not data:
                 if buf.strip():
+                    if record is not None:
+                        record((start, start + len(buf)))
                     yield parse(buf)
                 return
             cut = _record_end(buf)
@@ -172,6 +187,9 @@ def _csv_batches(
                 carry = buf  # one record longer than a chunk: read on
                 continue
             carry = buf[cut:]
+            if record is not None:
+                record((start, start + cut))
+            start += cut
             yield parse(buf[:cut])
 
 
@@ -193,14 +211,19 @@ def _parquet_batches(
 
 
 def raw_batches(
-    path: Path, empty: pl.DataFrame, columns: list[str] | None = None, scale: int = 1
+    path: Path,
+    empty: pl.DataFrame,
+    columns: list[str] | None = None,
+    scale: int = 1,
+    cuts: list[tuple[int, int]] | None = None,
 ) -> Iterator[tuple[int, pl.DataFrame]]:
     """``(offset, batch)`` over ``path`` in input order, only ``columns`` if given;
     ``empty`` (its schema) when the file holds no rows; batches ``scale`` times the usual
-    size. Read errors are an :class:`InputError` naming the file."""
+    size; ``cuts``: the CSV byte ranges (see :func:`_csv_batches`). Read errors are an
+    :class:`InputError` naming the file."""
     fmt = table_format(path)
     batches = (
-        _csv_batches(path, CSV_CHUNK_BYTES * scale, columns)
+        _csv_batches(path, CSV_CHUNK_BYTES * scale, columns, cuts)
         if fmt == "csv"
         else _parquet_batches(path, PARQUET_BATCH_ROWS * scale, columns)
     )
@@ -289,7 +312,13 @@ class _NumberSpool:
 
     def _file(self, k: int) -> pl.DataFrame:
         if self._cached is None or self._cached[0] != k:
-            self._cached = (k, pl.read_ipc(self.files[k]))
+            import pyarrow as pa
+
+            # Memory-mapped: the pages are the file's, read when touched.
+            table = pa.ipc.open_file(pa.memory_map(str(self.files[k]))).read_all()
+            frame = pl.from_arrow(table)
+            assert isinstance(frame, pl.DataFrame)
+            self._cached = (k, frame)
         return self._cached[1]
 
     def slice(self, offset: int, n: int) -> pl.DataFrame:
@@ -459,7 +488,8 @@ def _clean_streamed(
     fit_columns = [rules[i].name for i in sorted({*lookup, *numeric})]
     fit_casts = [e for e in casts if e.meta.output_name() in fit_columns]
     fit_scale = max(1, FIT_CHUNK_BYTES // CSV_CHUNK_BYTES)
-    fit_batches = raw_batches(source, empty.select(fit_columns), fit_columns, fit_scale)
+    cuts: list[tuple[int, int]] = []  # pass 2 reads the byte ranges pass 1 found
+    fit_batches = raw_batches(source, empty.select(fit_columns), fit_columns, fit_scale, cuts)
 
     def fit_batch(
         item: tuple[int, pl.DataFrame],
@@ -477,7 +507,9 @@ def _clean_streamed(
             part = part.with_columns(codes) if codes else part
         return batch.height, results[:n_lookup], part
 
-    for height, counted, part in ordered_map(fit_batch, read_ahead(fit_batches)):
+    for height, counted, part in ordered_map(
+        fit_batch, read_ahead(fit_batches), workers=PASS1_WORKERS
+    ):
         n_rows += height
         if part is not None and numbers is not None:
             numbers.append(part)
@@ -497,7 +529,8 @@ def _clean_streamed(
     ]
     parsed = dict(zip(lookup, _collect(tables_q, source), strict=True))
     # Pass 2 starts reading while the statistics are computed.
-    pass2 = stack.enter_context(ReadAhead(raw_batches(source, empty), 1, PREFILL_BATCHES))
+    pass2_batches = raw_batches(source, empty, scale=fit_scale, cuts=cuts)
+    pass2 = stack.enter_context(ReadAhead(pass2_batches, 1, PREFILL_BATCHES))
     if fitting:
         fitted = _fit(plan, rules, n_rows, columns_in, parsed, numbers)
     assert fitted is not None
