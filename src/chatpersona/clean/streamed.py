@@ -1,27 +1,33 @@
 """Streamed file cleaning behind ``chatpersona clean`` for CSV and Parquet inputs.
 
-The raw table is never held in memory: the file is read in batches (a CSV in chunks of
-``CSV_CHUNK_BYTES`` cut at record boundaries, a Parquet file in slices of
-``PARQUET_BATCH_ROWS`` rows), twice:
+The raw table is never held in memory. The file is read in batches — a CSV in chunks of
+``CSV_CHUNK_BYTES`` cut at record boundaries (newlines outside quotes), a Parquet file in
+slices of ``PARQUET_BATCH_ROWS`` rows — twice:
 
 1. **fit** — per batch, the distinct raw values with their counts of the columns looked up
    by value (labels, booleans and every column whose leading rows repeat their values), and
-   the parsed values of the numeric columns in row order (8 bytes a row each: medians and
-   quartiles need them all). The distinct values are parsed once each; the statistics are
-   computed from these exactly as :meth:`FittedPlan.fit` computes them (same numpy calls on
-   the same values in the same order), so the fitted plan is identical.
-2. **transform** — per batch, the same expressions as :func:`polars_engine.transform_frame`
-   (row by row for some columns, by a lookup in the cleaned distinct values for the
-   repetitive ones). Quarantined rows are appended to their file and the report's counts
-   are kept per batch; the accepted rows go to a Polars sink through an IO source plugin,
-   so Polars encodes and writes one batch while the next is cleaned. With duplicate rules
-   the candidate rows go to a temporary Parquet spool instead; the duplicates are decided on
-   its key columns (row number, a 64-bit hash of the cleaned row, the id, the timestamp;
-   rows sharing a hash are compared exactly) and a third pass splits the spool into the
-   accepted and duplicates outputs.
+   the parsed values of the numeric columns, spooled in row order to Arrow IPC files beside
+   the output (medians and quartiles need them all; memory holds one batch of them). The
+   distinct values are parsed once each; the statistics are computed from these exactly as
+   :meth:`FittedPlan.fit` computes them (same numpy calls on the same values in the same
+   order, one column loaded at a time), so the fitted plan is identical.
+2. **transform** — per batch (the byte ranges the fit pass cut, so no boundary is looked for
+   twice), the same expressions as :func:`polars_engine.transform_frame`: row by row for some
+   columns, by a lookup in the cleaned distinct values for the repetitive ones, the spooled
+   numbers for the numeric ones. Quarantined rows are appended to their file and the
+   report's counts are kept per batch; the accepted rows are appended to the output. With
+   duplicate rules the candidate rows go to a temporary Parquet spool instead; duplicates
+   are decided on its key columns (row number, a 64-bit hash of the cleaned row, the id, the
+   timestamp; rows sharing a hash are compared exactly) and a third pass splits the spool
+   into the accepted and duplicates outputs.
 
-Peak memory is a few batches plus the parsed numeric columns. Outputs, quarantine reasons,
-accounting and report equal the in-memory path's (tested, with one batch and with many).
+Both passes overlap their steps on threads (:mod:`clean._pipeline`): a read-ahead parses the
+next batch, two batches are cleaned at a time (results kept in input order), and a writer
+encodes the finished ones; Polars and pyarrow release the GIL, so the steps share the cores.
+Peak memory is a few batches plus one numeric column while fitting.
+
+Outputs, quarantine reasons, accounting and report equal the in-memory path's (tested, with
+one batch and with many).
 """
 
 from __future__ import annotations
@@ -667,9 +673,6 @@ def _clean_streamed(
 
     def quarantine_part(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.lazy().filter(quarantined).select(quarantine_cols).collect(engine=BATCH_ENGINE)
-
-    def candidate_part(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.lazy().filter(~quarantined).select(cand_cols).collect(engine=BATCH_ENGINE)
 
     outputs = _Outputs()
     parts: list[pl.DataFrame] = []
