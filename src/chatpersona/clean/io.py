@@ -175,8 +175,7 @@ class BatchWriter:
         if self.fmt == "parquet":
             import pyarrow.parquet as pq
 
-            # String views as they are (no copy into contiguous strings; pyarrow writes them).
-            table = df.to_arrow(compat_level=pl.CompatLevel.newest())
+            table = df.to_arrow()
             if self._pq is None:
                 # Dictionary pages where values repeat (text, flags), min/max statistics
                 # where they prune (not on free text): measured 30% less encoding time.
