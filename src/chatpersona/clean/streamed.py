@@ -296,7 +296,14 @@ class _NumberSpool:
 
     def append(self, part: pl.DataFrame) -> None:
         path = self.dir / f"numbers-{len(self.files):06d}.arrow"
-        part.write_ipc(path, compression="uncompressed")
+        try:
+            part.write_ipc(path, compression="uncompressed")
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise InputError(
+                f"Cannot write the temporary spool beside the output: {exc}",
+                code="unwritable_output",
+                file=str(path),
+            ) from exc
         self.files.append(path)
         self.starts.append(self.rows)
         self.rows += part.height

@@ -247,3 +247,26 @@ def test_a_bad_record_in_a_later_batch_leaves_no_output(
         clean_file(src, default_paths(tmp_path / "o.parquet"), plan=plan)
     assert err.value.file == str(src)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_a_spool_that_cannot_be_written_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parsed numbers go to a spool beside the output; a failing write names the file
+    and leaves neither outputs nor temporary files behind."""
+    from chatpersona.exceptions import InputError
+
+    src = tmp_path / "in.csv"
+    messy_table(500, seed=2).write_csv(src)
+    out_dir = tmp_path / "out"
+
+    def broken(self: pl.DataFrame, path: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pl.DataFrame, "write_ipc", broken)
+    plan = CleaningPlan.from_dict({**PLAN, "duplicates": {"exact_rows": False}})
+    with pytest.raises(InputError) as err:
+        clean_file(src, default_paths(out_dir / "o.parquet"), plan=plan)
+    assert err.value.code == "unwritable_output"
+    assert "No space left" in str(err.value)
+    assert list(out_dir.iterdir()) == []
