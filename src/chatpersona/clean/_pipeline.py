@@ -43,12 +43,20 @@ class ReadAhead(Generic[T]):
         self._thread.start()
 
     def _produce(self) -> None:
+        items = iter(self._items)
         try:
-            for item in self._items:
+            while True:
+                # Room first, then the next item: at most ``limit`` items exist besides the
+                # one the consumer holds.
                 with self._cond:
                     self._cond.wait_for(lambda: self._stop or len(self._buf) < self._limit)
                     if self._stop:
                         return
+                try:
+                    item = next(items)
+                except StopIteration:
+                    break
+                with self._cond:
                     self._buf.append(item)
                     self._cond.notify_all()
             end: Any = _DONE
@@ -100,13 +108,15 @@ def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
 
 
 class BackgroundWriter(Generic[T]):
-    """Runs ``write(target, item)`` calls in order on one thread, at most ``depth`` queued.
-    The first failure is raised by the next :meth:`submit` or by :meth:`finish`; the calls
-    after a failure are skipped."""
+    """Runs ``write(target, item)`` calls in order on one thread, at most ``depth`` items
+    held (queued or being written: with 1, :meth:`submit` waits for the previous write to
+    end). The first failure is raised by the next :meth:`submit` or by :meth:`finish`; the
+    calls after a failure are skipped."""
 
     def __init__(self, write: Callable[[Any, T], None], depth: int = 2) -> None:
         self._write = write
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._slots = threading.Semaphore(depth)
+        self._q: queue.Queue[Any] = queue.Queue()
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="chatpersona-writer", daemon=True)
         self._thread.start()
@@ -122,11 +132,15 @@ class BackgroundWriter(Generic[T]):
             except BaseException as exc:  # raised in the submitting thread
                 self._failure = exc
             finally:
+                if job is not _DONE:
+                    del job  # the item is freed before the next one is accepted
+                    self._slots.release()
                 self._q.task_done()
 
     def submit(self, target: Any, item: T) -> None:
-        """Queue one write (blocks while the queue is full)."""
+        """Queue one write (blocks while ``depth`` items are held)."""
         self._raise()
+        self._slots.acquire()
         self._q.put((target, item))
 
     def wait(self) -> None:

@@ -68,8 +68,8 @@ __all__ = ["ENGINE", "SAMPLE_ROWS", "clean_streamed", "read_sample", "scan_table
 ENGINE: Final = "streaming"
 # CSV bytes per batch: the fit keeps little of a batch, so its batches are larger (fewer
 # per-batch costs); the transform holds ~30x its batch while cleaning it.
-FIT_CHUNK_BYTES = 6 << 20
-CSV_CHUNK_BYTES = 6 << 20
+FIT_CHUNK_BYTES = 8 << 20
+CSV_CHUNK_BYTES = 8 << 20
 PARQUET_BATCH_ROWS = 131_072
 PASS1_WORKERS = 2
 PASS2_WORKERS = 2
