@@ -121,18 +121,10 @@ def _currency(s: pl.Expr, default: str | None, tag: str) -> tuple[pl.Expr, pl.Ex
     stage_a = [
         tv.str.strip_chars(" -" + _LETTERS + "".join(CURRENCY_SYMBOLS)).alias(f"{tag}_num"),
         tv.str.contains("-", literal=True).alias(f"{tag}_neg"),
-        # Sign, spaces and digits stripped from both ends: the only symbol or code, unless
-        # both a prefix and a suffix are present (then the number is still inside).
-        tv.str.strip_chars("0123456789.,- ").alias(f"{tag}_rest"),
+        # The symbol or code: the first one (the prefix when both a prefix and a suffix are
+        # present). In a valid string no other letters or symbols occur.
+        tv.str.extract(r"[A-Za-z]{3}|" + _SYM, 0).alias(f"{tag}_sym"),
     ]
-    rest = pl.col(f"{tag}_rest")
-    both = rest.str.contains("[0-9]")
-    sym = (
-        pl.when(both)
-        .then(t)
-        .str.extract(r"([A-Za-z]{3}|" + _SYM + ")", 1)
-        .fill_null(pl.when(~both & (rest != "")).then(rest))
-    )
     num = pl.col(f"{tag}_num")
     has_dot = num.str.contains(".", literal=True)
     has_comma = num.str.contains(",", literal=True)
@@ -145,7 +137,6 @@ def _currency(s: pl.Expr, default: str | None, tag: str) -> tuple[pl.Expr, pl.Ex
             f"{tag}_dec"
         ),
         (has_dot & ~has_comma).alias(f"{tag}_dot"),
-        sym.alias(f"{tag}_sym"),
     ]
     dec, dot = pl.col(f"{tag}_dec"), pl.col(f"{tag}_dot")
     multi_dot = pl.when(dot).then(num).str.count_matches(".", literal=True) > 1
