@@ -292,9 +292,14 @@ class FittedPlan:
             return {"lo": None, "hi": None}
         st["mean"] = float(arr.mean())
         st["std"] = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-        st["median"] = float(np.median(arr))
-        st["q1"], st["q3"] = (float(q) for q in np.quantile(arr, [0.25, 0.75]))
-        st["mad"] = float(np.median(np.abs(arr - st["median"])))
+        # Order statistics on one working copy, partitioned in place (the second partition
+        # starts from the first one's order): the same values as on fresh copies.
+        work = np.array(arr, dtype=np.float64, copy=True)
+        st["median"] = float(np.median(work, overwrite_input=True))
+        quartiles = np.quantile(work, [0.25, 0.75], overwrite_input=True)
+        st["q1"], st["q3"] = (float(q) for q in quartiles)
+        del work
+        st["mad"] = float(np.median(np.abs(arr - st["median"]), overwrite_input=True))
         st["min"], st["max"] = float(arr.min()), float(arr.max())
         method, t = rule.outliers.method, rule.outliers.effective_threshold
         lo = hi = None

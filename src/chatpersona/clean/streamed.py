@@ -68,7 +68,7 @@ __all__ = ["ENGINE", "SAMPLE_ROWS", "clean_streamed", "read_sample", "scan_table
 ENGINE: Final = "streaming"
 # CSV bytes per batch (both passes use the same byte ranges): larger batches cost less per
 # row (~5-10 ms a batch), the transform holds ~20x its batch while cleaning it.
-FIT_CHUNK_BYTES = 8 << 20
+FIT_CHUNK_BYTES = 16 << 20  # pass 1 holds little of a batch: two pass-2 ranges at a time
 CSV_CHUNK_BYTES = 8 << 20
 PARQUET_BATCH_ROWS = 131_072
 PASS1_WORKERS = 2
@@ -150,12 +150,14 @@ def _csv_batches(
     chunk_bytes: int,
     columns: list[str] | None = None,
     cuts: list[tuple[int, int]] | None = None,
+    group: int = 1,
 ) -> Iterator[pl.DataFrame]:
     """Consecutive batches of a CSV file (every column as text), each parsed from about
     ``chunk_bytes`` bytes cut at a record boundary; the header is read once and its names
     given to each batch (as Polars names them: a repeated name gets a suffix). The byte
     range of each batch is appended to ``cuts`` when it is empty; a later pass gives the
-    filled list back to read the same ranges without looking for boundaries again."""
+    filled list back to read the same ranges without looking for boundaries again. While
+    cutting, ``group`` consecutive ranges are parsed as one batch."""
     with path.open("rb") as fh:
         header = b""
         while True:  # the header record (a quoted name may hold a newline)
@@ -179,6 +181,7 @@ def _csv_batches(
         record = cuts.append if cuts is not None else None
         start = fh.tell()
         carry = b""
+        pending: list[bytes] = []  # ``group`` ranges are parsed as one batch
         while True:
             data = fh.read(chunk_bytes)
             buf = carry + data if carry else data
@@ -186,7 +189,9 @@ def _csv_batches(
                 if buf.strip():
                     if record is not None:
                         record((start, start + len(buf)))
-                    yield parse(buf)
+                    pending.append(buf)
+                if pending:
+                    yield parse(b"".join(pending))
                 return
             cut = _record_end(buf)
             if cut == 0:
@@ -196,7 +201,10 @@ def _csv_batches(
             if record is not None:
                 record((start, start + cut))
             start += cut
-            yield parse(buf[:cut])
+            pending.append(buf[:cut])
+            if len(pending) >= group:
+                yield parse(pending[0] if group == 1 else b"".join(pending))
+                pending = []
 
 
 def _parquet_batches(
@@ -225,11 +233,11 @@ def raw_batches(
 ) -> Iterator[tuple[int, pl.DataFrame]]:
     """``(offset, batch)`` over ``path`` in input order, only ``columns`` if given;
     ``empty`` (its schema) when the file holds no rows; batches ``scale`` times the usual
-    size; ``cuts``: the CSV byte ranges (see :func:`_csv_batches`). Read errors are an
+    size (a CSV: ``scale`` cut ranges together; ranges replayed from ``cuts`` one by one); ``cuts``: the CSV byte ranges (see :func:`_csv_batches`). Read errors are an
     :class:`InputError` naming the file."""
     fmt = table_format(path)
     batches = (
-        _csv_batches(path, CSV_CHUNK_BYTES * scale, columns, cuts)
+        _csv_batches(path, CSV_CHUNK_BYTES, columns, cuts, scale)
         if fmt == "csv"
         else _parquet_batches(path, PARQUET_BATCH_ROWS * scale, columns)
     )
@@ -542,7 +550,7 @@ def _clean_streamed(
     ]
     parsed = dict(zip(lookup, _collect(tables_q, source), strict=True))
     # Pass 2 starts reading while the statistics are computed.
-    pass2_batches = raw_batches(source, empty, scale=fit_scale, cuts=cuts)
+    pass2_batches = raw_batches(source, empty, cuts=cuts)
     pass2 = stack.enter_context(ReadAhead(pass2_batches, 1, PREFILL_BATCHES))
     if fitting:
         fitted = _fit(plan, rules, n_rows, columns_in, parsed, numbers)

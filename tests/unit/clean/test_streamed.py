@@ -171,6 +171,7 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     from chatpersona.clean import streamed
 
     monkeypatch.setattr(streamed, "CSV_CHUNK_BYTES", 4096)
+    monkeypatch.setattr(streamed, "FIT_CHUNK_BYTES", 3 * 4096)  # pass 1: three ranges a batch
     monkeypatch.setattr(streamed, "PARQUET_BATCH_ROWS", 257)
 
 
