@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -38,3 +39,29 @@ def test_console_script_runs() -> None:
         check=True,
     )
     assert __version__ in out.stdout
+
+
+def _command(*args: str) -> subprocess.CompletedProcess[str]:
+    """The ``chatpersona`` entry point (:func:`run`) in a fresh process."""
+    code = "import sys; from chatpersona.cli.main import run; sys.argv[0] = 'chatpersona'; run()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_usage_errors_exit_2_with_a_message_not_a_traceback() -> None:
+    for args in (["clean", "--bogus"], ["no-such-command"]):
+        out = _command(*args)
+        assert out.returncode == 2, (args, out.stderr)
+        assert "Traceback" not in out.stderr
+        assert "No such" in out.stderr
+
+
+def test_the_entry_point_flushes_output_and_keeps_exit_codes(tmp_path: Path) -> None:
+    """``run`` leaves without the interpreter's teardown: what was printed must still
+    arrive, and the exit code must be the command's."""
+    ok = _command("--version")
+    assert ok.returncode == 0 and ok.stdout.strip() == f"chatpersona {__version__}"
+    missing = _command("clean", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o.csv"))
+    assert missing.returncode == 2
+    assert "file_not_found" in missing.stderr

@@ -6,6 +6,9 @@ commands so that ``chatpersona --help`` stays fast.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import sys
 from typing import Annotated
 
@@ -91,13 +94,39 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("Aborted.")
         sys.exit(130)
     except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        # Typer vendors its own copy of click (``typer._click``), whose exceptions are not
+        # click's: recognise a usage error by what it can do.
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         raise
 
 
+def run() -> None:
+    """The ``chatpersona`` command: :func:`main`, then an exit without the interpreter's
+    teardown.
+
+    Freeing every module, thread pool and buffer at exit does nothing useful for a command
+    that has finished (its outputs are written and closed, its temporary files removed)
+    and takes ~0.15 s after a large clean (measured at 1M rows). Exit handlers still run
+    and the standard streams are flushed; an unexpected exception still ends the normal
+    way, with its traceback."""
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:  # a message: printed as the interpreter would
+            print(exc.code, file=sys.stderr)
+            code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    run()
