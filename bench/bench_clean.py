@@ -270,33 +270,17 @@ def run_pandas(src: Path, out: Path) -> None:
 
 # --------------------------------------------------------------------------- measure
 def measured(cmd: list[str]) -> dict[str, float]:
-    """Run ``cmd`` in a wrapper process; wall time, the child's peak RSS and CPU time (user +
-    system, all threads).
-
-    The peak is the child's own high-water mark (``VmHWM`` of ``/proc/PID/status``, read
-    every 2 ms; it only rises, so a read after the peak holds it). ``ru_maxrss`` is not used
-    for it: Linux raises a process's ``ru_maxrss`` at ``exec`` to the high-water mark of the
-    address space it was started from, so a child of a large process (this script, after
-    generating the data) inherits part of its parent's figure (measured +64 MB at 1M rows);
-    it is reported beside as ``ru_maxrss_mb``."""
+    """Run ``cmd`` in a wrapper process; wall time, the child's peak RSS (``ru_maxrss``) and
+    CPU time (user + system, all threads). The wrapper only waits: polling the child (for
+    ``VmHWM``) would take CPU from a run that uses both cores (the two agreed to the MB
+    when compared)."""
     wrapper = (
         "import json, resource, subprocess, sys, time\n"
         "t = time.perf_counter()\n"
-        "p = subprocess.Popen(sys.argv[1:])\n"
-        "hwm = 0\n"
-        "while p.poll() is None:\n"
-        "    try:\n"
-        "        with open(f'/proc/{p.pid}/status') as fh:\n"
-        "            for line in fh:\n"
-        "                if line.startswith('VmHWM'):\n"
-        "                    hwm = max(hwm, int(line.split()[1]))\n"
-        "    except OSError:\n"
-        "        pass\n"
-        "    time.sleep(0.002)\n"
+        "rc = subprocess.run(sys.argv[1:]).returncode\n"
         "wall = time.perf_counter() - t\n"
         "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-        "print(json.dumps({'rc': p.returncode, 'seconds': wall, 'peak_rss_mb': hwm / 1024,\n"
-        "                  'ru_maxrss_mb': ru.ru_maxrss / 1024,\n"
+        "print(json.dumps({'rc': rc, 'seconds': wall, 'peak_rss_mb': ru.ru_maxrss / 1024,\n"
         "                  'cpu_seconds': ru.ru_utime + ru.ru_stime}))\n"
     )
     res = subprocess.run(
