@@ -66,9 +66,11 @@ from chatpersona.exceptions import InputError
 __all__ = ["ENGINE", "SAMPLE_ROWS", "clean_streamed", "read_sample", "scan_table"]
 
 ENGINE: Final = "streaming"
-# CSV bytes per batch (both passes use the same byte ranges): larger batches cost less per
-# row (~5-10 ms a batch), the transform holds ~20x its batch while cleaning it.
-FIT_CHUNK_BYTES = 16 << 20  # pass 1 holds little of a batch: two pass-2 ranges at a time
+# CSV bytes per batch. Pass 1 cuts the file into CSV_CHUNK_BYTES ranges and parses
+# FIT_CHUNK_BYTES of them at a time (it keeps little of a batch); pass 2 replays the ranges
+# one by one (it holds ~20x its batch while cleaning it). Larger batches cost less per row
+# (~5-10 ms a batch); these sizes were measured at 1M rows (docs/BENCHMARKS.md).
+FIT_CHUNK_BYTES = 16 << 20
 CSV_CHUNK_BYTES = 8 << 20
 PARQUET_BATCH_ROWS = 131_072
 PASS1_WORKERS = 2
