@@ -581,6 +581,28 @@ def column_exprs(
     return stage1, exprs, outputs
 
 
+def duplicate_reason(keys: pl.DataFrame, id_col: str | None, ts_col: str | None) -> pl.Expr:
+    """The ``_dup`` reason of each row of ``keys`` (columns ``_row``, ``_exact`` and, when
+    given, the id ``id_col`` and timestamp ``ts_col``): ``duplicate_row`` for an exact copy
+    of an earlier row, ``duplicate_id`` for every row of an id but its winner (the latest
+    by ``ts_col``, else the first), else null. One rule for every path that decides
+    duplicates."""
+    dup_id = pl.lit(False)
+    if id_col is not None and keys.height:
+        rest = keys.filter(~pl.col("_exact"))
+        if ts_col is not None:
+            rest = rest.sort([ts_col, "_row"], descending=[True, False], nulls_last=True)
+        winners = rest.unique(subset=[id_col], keep="first", maintain_order=True)["_row"]
+        dup_id = ~pl.col("_exact") & ~pl.col("_row").is_in(winners.implode())
+    return (
+        pl.when(pl.col("_exact"))
+        .then(pl.lit("duplicate_row"))
+        .when(dup_id)
+        .then(pl.lit("duplicate_id"))
+        .alias("_dup")
+    )
+
+
 def transform_frame(
     fitted: Any,
     df: pl.DataFrame,
@@ -666,23 +688,12 @@ def transform_frame(
                 else pl.lit(False)
             )
             cand = cand.with_columns(exact.alias("_exact"))
-            dup_id = pl.lit(False)
-            if id_col is not None:
-                id_h = out_map[id_col][0][0]
-                rest = cand.filter(~pl.col("_exact"))
-                ts = plan.duplicates.latest_by
-                if ts is not None:
-                    ts_h = out_map[ts][0][0]
-                    rest = rest.sort([ts_h, "_row"], descending=[True, False], nulls_last=True)
-                winners = rest.unique(subset=[id_h], keep="first", maintain_order=True)["_row"]
-                dup_id = ~pl.col("_exact") & ~pl.col("_row").is_in(winners.implode())
+            ts = plan.duplicates.latest_by
+            id_h = out_map[id_col][0][0] if id_col is not None else None
+            ts_h = out_map[ts][0][0] if ts is not None else None
             tags = cand.select(
                 (pl.col("_row").cast(pl.Int64) - 1).alias("_at"),
-                pl.when(pl.col("_exact"))
-                .then(pl.lit("duplicate_row"))
-                .when(dup_id)
-                .then(pl.lit("duplicate_id"))
-                .alias("_dup"),
+                duplicate_reason(cand, id_h, ts_h),
             ).filter(pl.col("_dup").is_not_null())
             del cand
             if tags.height:

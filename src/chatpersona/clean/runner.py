@@ -25,6 +25,7 @@ from chatpersona.clean.io import (
     write_table,
 )
 from chatpersona.clean.plan import CleaningPlan, DuplicateRule
+from chatpersona.clean.polars_engine import duplicate_reason
 from chatpersona.clean.report import merge_reports, render_html
 from chatpersona.exceptions import InputError
 
@@ -250,21 +251,12 @@ def _clean_batched(
             .fill_null(False)
             .alias("_exact")
         )
-        dup_id = pl.lit(False)
-        if "_id" in key.columns:
-            rest = key.filter(~pl.col("_exact"))
-            if "_ts" in key.columns:
-                rest = rest.sort(["_ts", "_row"], descending=[True, False], nulls_last=True)
-            winners = rest.unique(subset=["_id"], keep="first", maintain_order=True)["_row"]
-            dup_id = ~pl.col("_exact") & ~pl.col("_row").is_in(winners.implode())
-        decided = key.select(
-            "_row",
-            pl.when(pl.col("_exact"))
-            .then(pl.lit("duplicate_row"))
-            .when(dup_id)
-            .then(pl.lit("duplicate_id"))
-            .alias("_dup"),
+        reason = duplicate_reason(
+            key,
+            "_id" if "_id" in key.columns else None,
+            "_ts" if "_ts" in key.columns else None,
         )
+        decided = key.select("_row", reason)
         awriter, dwriter = BatchWriter(paths.output), BatchWriter(paths.duplicates)
         writers = [awriter, dwriter]
         lf = pl.scan_parquet(spool.path)

@@ -56,6 +56,7 @@ from chatpersona.clean.polars_engine import (
     column_exprs,
     datetime_fallback,
     datetime_fallback_nulls,
+    duplicate_reason,
     merge_stages,
     parse_stage,
     text_casts,
@@ -1003,21 +1004,8 @@ def _decide_duplicates(
         keys = keys.with_columns(pl.col("_row").is_in(exact_rows.implode()).alias("_exact"))
     else:
         keys = keys.with_columns(pl.lit(False).alias("_exact"))
-    dup_id = pl.lit(False)
-    if id_out is not None and keys.height:
-        rest = keys.filter(~pl.col("_exact"))
-        if ts_out is not None:
-            rest = rest.sort([ts_out, "_row"], descending=[True, False], nulls_last=True)
-        winners = rest.unique(subset=[id_out], keep="first", maintain_order=True)["_row"]
-        dup_id = ~pl.col("_exact") & ~pl.col("_row").is_in(winners.implode())
-    return keys.select(
-        "_row",
-        pl.when(pl.col("_exact"))
-        .then(pl.lit("duplicate_row"))
-        .when(dup_id)
-        .then(pl.lit("duplicate_id"))
-        .alias("_dup"),
-    ).filter(pl.col("_dup").is_not_null())
+    reason = duplicate_reason(keys, id_out, ts_out)
+    return keys.select("_row", reason).filter(pl.col("_dup").is_not_null())
 
 
 def _label_map(table: pl.DataFrame, name: str, i: int) -> list[dict[str, Any]]:
