@@ -264,33 +264,6 @@ def _datetime(s: pl.Expr, dayfirst: bool, epoch_unit: str, tag: str) -> tuple[pl
     return pl.coalesce(parts).dt.replace_time_zone("UTC"), stages
 
 
-DATETIME_FAST_STAGES = 3
-"""Stages of :func:`_datetime` before its fallback patterns: the trimmed text, the epoch and
-fixed-width ISO reads, and ``{tag}_t`` left non-null only on the rows they did not read."""
-
-
-def datetime_fallback(
-    rule: ColumnRule, i: int, stages: Stages
-) -> tuple[Stages, Stages, str] | None:
-    """For the parse stages of a date/datetime column ``i`` (from :func:`parse_stage`): the
-    stages up to and including the fast reads, the fallback-pattern stages, and the column
-    that is null on every row the fast reads handled. A caller holding a batch may skip the
-    fallback stages when that column is all null, adding :func:`datetime_fallback_nulls`
-    instead (the same values: the fallback reads nothing on null text)."""
-    if rule.kind not in ("date", "datetime"):
-        return None
-    cut = 1 + DATETIME_FAST_STAGES + 1  # missing flag, fast reads, the re-nulled text
-    return stages[:cut], stages[cut:-1], f"__t{i}_t"
-
-
-def datetime_fallback_nulls(i: int) -> list[pl.Expr]:
-    """The fallback results of column ``i`` when no row needs the fallback patterns."""
-    return [
-        pl.lit(None, dtype=pl.Datetime("us")).alias(f"__t{i}_d{k}")
-        for k in range(len(DATE_PATTERNS))
-    ]
-
-
 def _is_missing_text(raw: pl.Expr, missing_values: tuple[str, ...]) -> pl.Expr:
     """Trimmed, lowercased text in ``missing_values``. Lowercasing never reduces the number
     of characters, so only values no longer than the longest missing value are lowercased."""

@@ -54,8 +54,6 @@ from chatpersona.clean.polars_engine import (
     _few_distinct,
     apply_stages,
     column_exprs,
-    datetime_fallback,
-    datetime_fallback_nulls,
     duplicate_reason,
     merge_stages,
     parse_stage,
@@ -254,27 +252,6 @@ def raw_batches(
         raise _unreadable(path, exc) from exc
     if not seen:
         yield 0, empty
-
-
-def _with_fallbacks(
-    frame: pl.DataFrame, fallbacks: list[tuple[int, Any, str, Any]]
-) -> pl.LazyFrame:
-    """The fallback parse stages of date/datetime columns, each only when some row of this
-    batch needs it (else null results: what the fallback gives on null text), then the
-    columns' final parse stage."""
-    lf = frame.lazy()
-    needed: list[Any] = []
-    nulls: list[pl.Expr] = []
-    for i, stages, guard, _final in fallbacks:
-        if frame[guard].null_count() < frame.height:
-            needed.append(stages)
-        else:
-            nulls += datetime_fallback_nulls(i)
-    if needed:
-        lf = apply_stages(lf, merge_stages(needed))
-    if nulls:
-        lf = lf.with_columns(nulls)
-    return lf.with_columns([e for *_, final in fallbacks for e in final])
 
 
 def _combine(parts: list[pl.DataFrame]) -> dict[str, Any]:
@@ -567,7 +544,6 @@ def _clean_streamed(
         else []
     )
     row_stages: list[Any] = []
-    fallbacks: list[tuple[int, Any, str, Any]] = []
     exprs: list[pl.Expr] = []
     index_exprs: list[pl.Expr] = []
     gathers: list[pl.Expr] = []
@@ -581,14 +557,7 @@ def _clean_streamed(
         out_map[rule.name] = outs_c
         if i not in parsed:
             if not (fitting and i in numeric):  # else parsed in pass 1
-                split = datetime_fallback(rule, i, s1)
-                if split is None:
-                    row_stages.append(s1)
-                else:
-                    # Fast reads for every row; the fallback patterns only in a batch
-                    # that has rows the fast reads did not handle.
-                    row_stages.append(split[0])
-                    fallbacks.append((i, split[1], split[2], s1[-1]))
+                row_stages.append(s1)
             else:
                 value_exprs[i] = next(x for x in e if x.meta.output_name() == f"__v{i}")
             exprs += e
@@ -683,8 +652,6 @@ def _clean_streamed(
             batch = batch.hstack(part.with_columns(decoded).get_columns())
         lf = based(batch).with_row_index("_row", offset=offset + 1)
         lf = apply_stages(lf, row_stage) if row_stage else lf
-        if fallbacks:
-            lf = _with_fallbacks(lf.collect(engine=BATCH_ENGINE), fallbacks)
         if index_exprs:
             lf = lf.with_columns(index_exprs)
         return lf.with_columns(exprs + gathers).with_columns(final).collect(engine=BATCH_ENGINE)
