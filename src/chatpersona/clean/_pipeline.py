@@ -25,16 +25,15 @@ class _Failure:
 
 
 class ReadAhead(Generic[T]):
-    """``items`` produced by a thread that starts at once: up to ``prefill`` items before the
-    consumer takes the first one (work done while the consumer is still busy elsewhere),
-    then up to ``depth`` ahead of it. An exception of ``items`` is raised in the consumer
+    """``items`` produced by a thread that starts at once, up to ``depth`` ahead of the
+    consumer (so the first ones are read while the consumer is still busy elsewhere). An
+    exception of ``items`` is raised in the consumer
     at the point it would have occurred. :meth:`close` (or leaving the ``with`` block, or
     the end of the iteration) stops the producer."""
 
-    def __init__(self, items: Iterator[T], depth: int = 1, prefill: int | None = None) -> None:
+    def __init__(self, items: Iterator[T], depth: int = 1) -> None:
         self._items = items
-        self._depth = depth
-        self._limit = max(depth, prefill or depth)
+        self._limit = depth
         self._buf: deque[Any] = deque()
         self._cond = threading.Condition()
         self._stop = False
@@ -76,7 +75,6 @@ class ReadAhead(Generic[T]):
                 with self._cond:
                     self._cond.wait_for(lambda: bool(self._buf))
                     item = self._buf.popleft()
-                    self._limit = self._depth
                     self._cond.notify_all()
                 if item is _DONE:
                     return

@@ -74,7 +74,6 @@ CSV_CHUNK_BYTES = 8 << 20
 PARQUET_BATCH_ROWS = 131_072
 PASS1_WORKERS = 2
 PASS2_WORKERS = 2
-PREFILL_BATCHES = 1  # pass-2 batches read while the fit runs (more measured no faster)
 BATCH_ENGINE: Final = "in-memory"  # one batch at a time: measured faster than "streaming"
 SAMPLE_ROWS = 200_000  # rows looked at for plan inference (infer_plan's own limit)
 LABEL_KINDS = ("categorical", "boolean")
@@ -531,7 +530,7 @@ def _clean_streamed(
     parsed = dict(zip(lookup, _collect(tables_q, source), strict=True))
     # Pass 2 starts reading while the statistics are computed.
     pass2_batches = raw_batches(source, empty, cuts=cuts)
-    pass2 = stack.enter_context(ReadAhead(pass2_batches, 1, PREFILL_BATCHES))
+    pass2 = stack.enter_context(ReadAhead(pass2_batches))
     if fitting:
         fitted = _fit(plan, rules, n_rows, columns_in, parsed, numbers)
     assert fitted is not None
