@@ -75,7 +75,7 @@ def _canaries(secret: str) -> list[str]:
         CANARY_PREF,
         CANARY_CHAT,
         secret,
-        secret.rsplit("_", 1)[1],  # the random half of the live key
+        secret.split("_", 2)[2],  # the random half of the live key (it may hold "_")
         "CANARYbadkey7f3a9",
     ]
 
