@@ -55,7 +55,10 @@ lint: venv
 test: venv system-deps services rasa-venv lint
 	$(PY) -m pytest -q -n 2 --dist loadgroup tests
 
+# Bytecode as an installed package has it (the editable install compiles src at each start
+# when PYTHONDONTWRITEBYTECODE is set); compileall only rewrites what changed.
 bench: venv services
+	$(PY) -m compileall -q src
 	$(PY) bench/run_all.py
 
 clean-venv:

@@ -65,3 +65,33 @@ def test_the_entry_point_flushes_output_and_keeps_exit_codes(tmp_path: Path) -> 
     missing = _command("clean", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o.csv"))
     assert missing.returncode == 2
     assert "file_not_found" in missing.stderr
+
+
+def test_a_command_runs_in_an_app_holding_only_its_module() -> None:
+    """``main`` builds only the invoked command's module; its help and behaviour are the
+    whole app's."""
+    import typer.main
+
+    from chatpersona.cli.main import MODULE_OF, app_for
+
+    full = set(getattr(typer.main.get_command(app), "commands", {}))
+    assert set(MODULE_OF) == full  # every command and group has its module
+    assert app_for([]) is app and app_for(["--version"]) is app and app_for(["nope"]) is app
+    for name in ("clean", "plan", "serve", "keys"):
+        narrow = app_for([name, "--help"])
+        assert narrow is not app
+        assert name in getattr(typer.main.get_command(narrow), "commands", {})
+        assert len(getattr(typer.main.get_command(narrow), "commands", {})) < len(full)
+        for args in ([name, "--help"], ["--version"]):
+            a, b = runner.invoke(app, args), runner.invoke(narrow, args)
+            assert (a.exit_code, a.output) == (b.exit_code, b.output), args
+
+
+def test_main_runs_a_command_and_reports_its_errors(tmp_path: Path) -> None:
+    import pytest
+
+    from chatpersona.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["clean", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o.csv")])
+    assert exc.value.code == 2
