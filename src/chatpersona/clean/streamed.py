@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -128,17 +129,22 @@ def _csv_head(path: Path, rows: int) -> pl.DataFrame | None:
     return None
 
 
-def _record_end(buf: bytes) -> int:
-    """The end of the last complete CSV record in ``buf`` (which starts at a record
-    boundary): just past the last newline outside quotes; 0 when there is none."""
-    if buf.find(b'"') < 0:  # no quotes (the common case): the last newline
-        return buf.rfind(b"\n") + 1
-    quotes = buf.count(b'"')
-    pos = len(buf)
+_BLANK = re.compile(rb"\s*")
+
+
+def _record_end(buf: bytes, lo: int = 0, hi: int | None = None) -> int:
+    """The end of the last complete CSV record in ``buf[lo:hi]`` (which starts at a record
+    boundary), as an offset into ``buf``: just past the last newline outside quotes; ``lo``
+    when there is none. Ranges are searched in place (no slice is copied)."""
+    hi = len(buf) if hi is None else hi
+    if buf.find(b'"', lo, hi) < 0:  # no quotes (the common case): the last newline
+        return max(buf.rfind(b"\n", lo, hi) + 1, lo)
+    quotes = buf.count(b'"', lo, hi)
+    pos = hi
     while True:
-        nl = buf.rfind(b"\n", 0, pos)
+        nl = buf.rfind(b"\n", lo, pos)
         if nl < 0:
-            return 0
+            return lo
         quotes -= buf.count(b'"', nl, pos)
         if quotes % 2 == 0:  # an even number of quotes before it: not inside a field
             return nl + 1
@@ -153,11 +159,15 @@ def _csv_batches(
     group: int = 1,
 ) -> Iterator[pl.DataFrame]:
     """Consecutive batches of a CSV file (every column as text), each parsed from about
-    ``chunk_bytes`` bytes cut at a record boundary; the header is read once and its names
-    given to each batch (as Polars names them: a repeated name gets a suffix). The byte
-    range of each batch is appended to ``cuts`` when it is empty; a later pass gives the
-    filled list back to read the same ranges without looking for boundaries again. While
-    cutting, ``group`` consecutive ranges are parsed as one batch."""
+    ``group * chunk_bytes`` bytes cut at a record boundary; the header is read once and its
+    names given to each batch (as Polars names them: a repeated name gets a suffix). The
+    byte ranges of about ``chunk_bytes`` that make up each batch are appended to ``cuts``
+    when it is empty; a later pass gives the filled list back to read the same ranges, one
+    batch each, without looking for boundaries again.
+
+    Each batch is read once from its first byte (the part of a record left over at the end
+    of a read is read again with the next batch rather than joined to it): a batch's bytes
+    are copied at most twice (the read, and the cut when the read ends inside a record)."""
     with path.open("rb") as fh:
         header = b""
         while True:  # the header record (a quoted name may hold a newline)
@@ -178,33 +188,35 @@ def _csv_batches(
                 fh.seek(start)
                 yield parse(fh.read(end - start))
             return
-        record = cuts.append if cuts is not None else None
         start = fh.tell()
-        carry = b""
-        pending: list[bytes] = []  # ``group`` ranges are parsed as one batch
+        size = chunk_bytes * group
         while True:
-            data = fh.read(chunk_bytes)
-            buf = carry + data if carry else data
-            if not data:
-                if buf.strip():
-                    if record is not None:
-                        record((start, start + len(buf)))
-                    pending.append(buf)
-                if pending:
-                    yield parse(b"".join(pending))
-                return
-            cut = _record_end(buf)
-            if cut == 0:
-                carry = buf  # one record longer than a chunk: read on
+            fh.seek(start)
+            buf = fh.read(size)
+            at_eof = len(buf) < size
+            end = len(buf) if at_eof else _record_end(buf)
+            if end == 0 and not at_eof:
+                size *= 2  # one record longer than a read: read more
                 continue
-            carry = buf[cut:]
-            if record is not None:
-                record((start, start + cut))
-            start += cut
-            pending.append(buf[:cut])
-            if len(pending) >= group:
-                yield parse(pending[0] if group == 1 else b"".join(pending))
-                pending = []
+            if _BLANK.fullmatch(buf, 0, end):  # only blank lines: no rows
+                if at_eof:
+                    return
+                start += end
+                continue
+            if cuts is not None:  # the ranges of about chunk_bytes for a later pass
+                lo = 0
+                while end - lo > chunk_bytes:
+                    sub = _record_end(buf, lo, lo + chunk_bytes)
+                    if sub == lo:
+                        break
+                    cuts.append((start + lo, start + sub))
+                    lo = sub
+                cuts.append((start + lo, start + end))
+            yield parse(buf if end == len(buf) else buf[:end])
+            if at_eof:
+                return
+            start += end
+            size = chunk_bytes * group
 
 
 def _parquet_batches(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import polars as pl
@@ -34,8 +35,49 @@ def test_batches_concatenate_to_one_read(
     assert all(p.height for p in parts)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(st.tuples(FIELD, FIELD, FIELD), min_size=0, max_size=40),
+    chunk=st.integers(min_value=1, max_value=120),
+    group=st.integers(min_value=1, max_value=4),
+)
+def test_grouped_batches_and_their_replayed_ranges_concatenate_to_one_read(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[tuple[str | None, ...]],
+    chunk: int,
+    group: int,
+) -> None:
+    """Pass 1 reads ``group`` ranges a batch and records them; pass 2 replays the ranges:
+    both give the rows of one read, and the ranges tile the body of the file."""
+    path = Path(tmp_path_factory.mktemp("csv")) / "t.csv"
+    pl.DataFrame(rows, schema=["x", 'y "q"', "z\nw"], orient="row").write_csv(path)
+    whole = pl.read_csv(path, infer_schema=False)
+    cuts: list[tuple[int, int]] = []
+    first = list(_csv_batches(path, chunk, cuts=cuts, group=group))
+    assert all(p.height for p in first)
+    assert pl.concat(first).equals(whole) if first else whole.is_empty()
+    if not cuts:
+        assert whole.is_empty()
+        return
+    assert all(a < b for a, b in cuts) and all(
+        b == c for (_, b), (c, _) in itertools.pairwise(cuts)
+    )
+    assert len(cuts) >= len(first)
+    again = list(_csv_batches(path, chunk, cuts=list(cuts)))
+    assert len(again) == len(cuts)
+    assert pl.concat(again).equals(whole)
+
+
 def test_record_end_skips_newlines_inside_quotes() -> None:
     assert _record_end(b'1,"a\nb"\n2,"c\n') == len(b'1,"a\nb"\n')
     assert _record_end(b'1,"a\nb') == 0
     assert _record_end(b"1,2\n3,4") == 4
     assert _record_end(b"") == 0
+
+
+def test_record_end_in_a_range() -> None:
+    buf = b'h\n1,"a\nb"\n2,3\n4,5'
+    assert _record_end(buf, 2) == len(b'h\n1,"a\nb"\n2,3\n')
+    assert _record_end(buf, 2, 9) == 2  # inside the quoted field: no record ends
+    assert _record_end(buf, 2, 12) == len(b'h\n1,"a\nb"\n')
+    assert _record_end(buf, 10, 13) == 10  # "2,3" without its newline
