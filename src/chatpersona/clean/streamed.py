@@ -204,9 +204,12 @@ def _csv_batches(
                 start += end
                 continue
             if cuts is not None:  # the ranges of about chunk_bytes for a later pass
+                # The last read in quarter ranges: the later pass ends with small batches,
+                # which drain its pipeline (clean, then write) sooner.
+                piece = max(1, chunk_bytes // 4) if at_eof else chunk_bytes
                 lo = 0
-                while end - lo > chunk_bytes:
-                    sub = _record_end(buf, lo, lo + chunk_bytes)
+                while end - lo > piece + piece // 2:  # no sliver of a range at the end
+                    sub = _record_end(buf, lo, lo + piece)
                     if sub == lo:
                         break
                     cuts.append((start + lo, start + sub))
