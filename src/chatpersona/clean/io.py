@@ -158,6 +158,31 @@ def _repeats(t: Any) -> bool:
     return _is_text(t) or bool(pa.types.is_boolean(t) or pa.types.is_dictionary(t))
 
 
+_PLAIN = (
+    pl.String,
+    pl.Boolean,
+    pl.Int8,
+    pl.Int16,
+    pl.Int32,
+    pl.Int64,
+    pl.UInt8,
+    pl.UInt16,
+    pl.UInt32,
+    pl.UInt64,
+    pl.Float32,
+    pl.Float64,
+    pl.Date,
+)
+
+
+def _plain(dtype: Any) -> bool:
+    """A type whose Parquet type alone reads back as the same Polars type (a time zone
+    other than UTC is only in the Arrow schema)."""
+    if isinstance(dtype, pl.Datetime):
+        return dtype.time_zone in (None, "UTC")
+    return isinstance(dtype, _PLAIN) or dtype in _PLAIN
+
+
 class BatchWriter:
     """Append batches to one output file (CSV, Parquet or JSONL), renamed into place on
     :meth:`commit`; :meth:`abort` leaves nothing behind."""
@@ -167,6 +192,7 @@ class BatchWriter:
         self.fmt = table_format(path)
         self.tmp = _new_temp(path)
         self._pq: Any = None
+        self._plain: bool | None = None
         self._fh = None if self.fmt == "parquet" else self.tmp.open("wb")
         self._first = True
 
@@ -175,7 +201,15 @@ class BatchWriter:
         if self.fmt == "parquet":
             import pyarrow.parquet as pq
 
-            table = df.to_arrow()
+            # Tables of plain types are handed over in Polars' own string layout (views),
+            # with no conversion to Arrow's classic strings (measured 0.13 s a million
+            # rows), and written without the Arrow schema (which would name string_view,
+            # unknown to older readers): their Parquet types map back to the same types.
+            # Other types (durations, categoricals, nested) need that schema to come back.
+            if self._plain is None:
+                self._plain = all(_plain(t) for t in df.schema.dtypes())
+            newest = pl.CompatLevel.newest() if self._plain else pl.CompatLevel.oldest()
+            table = df.to_arrow(compat_level=newest)
             if self._pq is None:
                 # Dictionary pages where values repeat (text, flags), min/max statistics
                 # where they prune (not on free text): measured 30% less encoding time.
@@ -185,6 +219,7 @@ class BatchWriter:
                     table.schema,
                     use_dictionary=labels,
                     write_statistics=[f.name for f in table.schema if not _is_text(f.type)],
+                    store_schema=not self._plain,
                 )
             self._pq.write_table(table)
         elif self.fmt == "csv":

@@ -1,0 +1,70 @@
+"""BatchWriter: Parquet outputs read back as the types written, whichever way they are
+handed to pyarrow (Polars' string views without the Arrow schema, or with it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from chatpersona.clean.io import BatchWriter, _plain
+
+
+def _frame() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "s": ["a", None, "ünïcode long enough to be out of line in a view"],
+            "b": [True, None, False],
+            "i8": pl.Series([1, None, -3], dtype=pl.Int8),
+            "u32": pl.Series([1, 2, None], dtype=pl.UInt32),
+            "f": [0.5, None, 1e300],
+            "d": [dt.date(2024, 1, 5), None, dt.date(1970, 1, 1)],
+            "ts": [dt.datetime(2024, 1, 5, 1, 2, 3), None, dt.datetime(2000, 1, 1)],
+            "utc": pl.Series([dt.datetime(2024, 1, 5), None, None]).dt.replace_time_zone("UTC"),
+        }
+    )
+
+
+def _write(path: Path, df: pl.DataFrame, batches: int = 3) -> BatchWriter:
+    w = BatchWriter(path)
+    for _ in range(batches):
+        w.write(df)
+    w.commit()
+    return w
+
+
+def test_plain_types_are_written_as_views_without_the_arrow_schema(tmp_path: Path) -> None:
+    df = _frame()
+    w = _write(tmp_path / "p.parquet", df)
+    assert w._plain is True
+    back = pl.read_parquet(tmp_path / "p.parquet")
+    assert back.schema == df.schema
+    assert back.equals(pl.concat([df] * 3))
+    meta = pq.read_metadata(tmp_path / "p.parquet").metadata or {}
+    assert b"ARROW:schema" not in meta  # standard Parquet types only
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pl.Series("dur", [dt.timedelta(days=1), None, dt.timedelta(0)]),
+        pl.Series("cat", ["x", "y", None]).cast(pl.Categorical),
+        pl.Series("paris", [dt.datetime(2024, 1, 5), None, None]).dt.replace_time_zone(
+            "Europe/Paris"
+        ),
+        pl.Series("lst", [[1], None, [2, 3]]),
+    ],
+)
+def test_other_types_keep_the_arrow_schema_and_read_back_the_same(
+    tmp_path: Path, extra: pl.Series
+) -> None:
+    df = _frame().with_columns(extra)
+    assert not _plain(extra.dtype)
+    w = _write(tmp_path / "o.parquet", df)
+    assert w._plain is False
+    back = pl.read_parquet(tmp_path / "o.parquet")
+    assert back.schema == df.schema
+    assert back.equals(pl.concat([df] * 3))
