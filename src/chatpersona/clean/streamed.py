@@ -66,12 +66,13 @@ from chatpersona.exceptions import InputError
 __all__ = ["ENGINE", "SAMPLE_ROWS", "clean_streamed", "read_sample", "scan_table"]
 
 ENGINE: Final = "streaming"
-# CSV bytes per batch. Pass 1 cuts the file into CSV_CHUNK_BYTES ranges and parses
-# FIT_CHUNK_BYTES of them at a time (it keeps little of a batch); pass 2 replays the ranges
-# one by one (it holds ~20x its batch while cleaning it). Larger batches cost less per row
-# (~5-10 ms a batch); these sizes were measured at 1M rows (docs/BENCHMARKS.md).
+# CSV bytes per batch. Pass 1 reads FIT_CHUNK_BYTES at a time (it keeps little of a
+# batch) and records them as ranges of about CSV_CHUNK_BYTES; pass 2 replays the ranges one
+# by one (it holds ~20x its batch while cleaning it, two at a time). Larger batches cost
+# less per row (~5-10 ms a batch); at 1M rows, 6 MB ranges gave the speed of 8 MB ones with
+# a peak ~50 MB lower (docs/BENCHMARKS.md).
 FIT_CHUNK_BYTES = 16 << 20
-CSV_CHUNK_BYTES = 8 << 20
+CSV_CHUNK_BYTES = 6 << 20
 PARQUET_BATCH_ROWS = 131_072
 PASS1_WORKERS = 2
 PASS2_WORKERS = 2
@@ -156,7 +157,7 @@ def _csv_batches(
     chunk_bytes: int,
     columns: list[str] | None = None,
     cuts: list[tuple[int, int]] | None = None,
-    group: int = 1,
+    group: float = 1,
 ) -> Iterator[pl.DataFrame]:
     """Consecutive batches of a CSV file (every column as text), each parsed from about
     ``group * chunk_bytes`` bytes cut at a record boundary; the header is read once and its
@@ -189,7 +190,7 @@ def _csv_batches(
                 yield parse(fh.read(end - start))
             return
         start = fh.tell()
-        size = chunk_bytes * group
+        size = max(1, int(chunk_bytes * group))
         while True:
             fh.seek(start)
             buf = fh.read(size)
@@ -219,7 +220,7 @@ def _csv_batches(
             if at_eof:
                 return
             start += end
-            size = chunk_bytes * group
+            size = max(1, int(chunk_bytes * group))
 
 
 def _parquet_batches(
@@ -243,18 +244,19 @@ def raw_batches(
     path: Path,
     empty: pl.DataFrame,
     columns: list[str] | None = None,
-    scale: int = 1,
+    scale: float = 1,
     cuts: list[tuple[int, int]] | None = None,
 ) -> Iterator[tuple[int, pl.DataFrame]]:
     """``(offset, batch)`` over ``path`` in input order, only ``columns`` if given;
     ``empty`` (its schema) when the file holds no rows; batches ``scale`` times the usual
-    size (a CSV: ``scale`` cut ranges together; ranges replayed from ``cuts`` one by one); ``cuts``: the CSV byte ranges (see :func:`_csv_batches`). Read errors are an
-    :class:`InputError` naming the file."""
+    size (a CSV: reads of ``scale`` ranges, recorded in ``cuts`` as ranges of the usual
+    size, which a later pass replays one by one; see :func:`_csv_batches`). Read errors are
+    an :class:`InputError` naming the file."""
     fmt = table_format(path)
     batches = (
         _csv_batches(path, CSV_CHUNK_BYTES, columns, cuts, scale)
         if fmt == "csv"
-        else _parquet_batches(path, PARQUET_BATCH_ROWS * scale, columns)
+        else _parquet_batches(path, max(1, int(PARQUET_BATCH_ROWS * scale)), columns)
     )
     offset, seen = 0, False
     try:
@@ -502,7 +504,7 @@ def _clean_streamed(
     numbers = _NumberSpool(spool_dir) if fitting and numeric else None
     fit_columns = [rules[i].name for i in sorted({*lookup, *numeric})]
     fit_casts = [e for e in casts if e.meta.output_name() in fit_columns]
-    fit_scale = max(1, FIT_CHUNK_BYTES // CSV_CHUNK_BYTES)
+    fit_scale = max(1.0, FIT_CHUNK_BYTES / CSV_CHUNK_BYTES)
     cuts: list[tuple[int, int]] = []  # pass 2 reads the byte ranges pass 1 found
     fit_batches = raw_batches(source, empty.select(fit_columns), fit_columns, fit_scale, cuts)
 
