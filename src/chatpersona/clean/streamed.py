@@ -194,9 +194,26 @@ def _csv_batches(
         while True:
             fh.seek(start)
             buf = fh.read(size)
-            at_eof = len(buf) < size
-            end = len(buf) if at_eof else _record_end(buf)
-            if end == 0 and not at_eof:
+            n = len(buf)
+            at_eof = n < size
+            # The ranges of about chunk_bytes for a later pass, found in order so that each
+            # byte is looked at (its quotes counted) once; the last read in quarter ranges:
+            # the later pass ends on small batches, which drain its pipeline sooner.
+            piece = n if cuts is None else max(1, chunk_bytes // 4) if at_eof else chunk_bytes
+            ranges: list[tuple[int, int]] = []
+            lo = 0
+            while n - lo > piece + piece // 2:  # no sliver of a range at the end
+                sub = _record_end(buf, lo, lo + piece)
+                if sub == lo:
+                    break
+                ranges.append((lo, sub))
+                lo = sub
+            end = n if at_eof else _record_end(buf, lo, n)
+            if end > lo:
+                ranges.append((lo, end))
+            elif ranges:
+                end = lo
+            elif not at_eof:
                 size *= 2  # one record longer than a read: read more
                 continue
             if _BLANK.fullmatch(buf, 0, end):  # only blank lines: no rows
@@ -204,19 +221,9 @@ def _csv_batches(
                     return
                 start += end
                 continue
-            if cuts is not None:  # the ranges of about chunk_bytes for a later pass
-                # The last read in quarter ranges: the later pass ends with small batches,
-                # which drain its pipeline (clean, then write) sooner.
-                piece = max(1, chunk_bytes // 4) if at_eof else chunk_bytes
-                lo = 0
-                while end - lo > piece + piece // 2:  # no sliver of a range at the end
-                    sub = _record_end(buf, lo, lo + piece)
-                    if sub == lo:
-                        break
-                    cuts.append((start + lo, start + sub))
-                    lo = sub
-                cuts.append((start + lo, start + end))
-            yield parse(buf if end == len(buf) else buf[:end])
+            if cuts is not None:
+                cuts.extend((start + a, start + b) for a, b in ranges)
+            yield parse(buf if end == n else buf[:end])
             if at_eof:
                 return
             start += end
