@@ -515,9 +515,21 @@ def _clean_streamed(
     cuts: list[tuple[int, int]] = []  # pass 2 reads the byte ranges pass 1 found
     fit_batches = raw_batches(source, empty.select(fit_columns), fit_columns, fit_scale, cuts)
 
+    currency = [i for i in numeric if rules[i].kind == "currency"]
+    # Per batch, the counts the fit needs of the parsed numbers (missing, unparseable, the
+    # currency codes), so that no pass over the spool is needed for them.
+    tally = [
+        e
+        for i in numeric
+        for e in (
+            pl.col(f"__m{i}").sum().alias(f"m{i}"),
+            (pl.col(f"__p{i}").is_null() & ~pl.col(f"__m{i}")).sum().alias(f"x{i}"),
+        )
+    ]
+
     def fit_batch(
         item: tuple[int, pl.DataFrame],
-    ) -> tuple[int, list[pl.DataFrame], pl.DataFrame | None]:
+    ) -> tuple[int, list[pl.DataFrame], pl.DataFrame | None, list[pl.DataFrame]]:
         batch = item[1]
         lf = batch.lazy().with_columns(fit_casts) if fit_casts else batch.lazy()
         queries = [lf.group_by(rules[i].name).agg(pl.len().alias("__len")) for i in lookup]
@@ -526,17 +538,28 @@ def _clean_streamed(
             queries += numeric_parse(lf)
         results = _collect(queries, source)
         part = None
+        counts: list[pl.DataFrame] = []
         if fitting and numeric:
             part = pl.concat(results[n_lookup:], how="horizontal").select(outs)
+            counts.append(part.select(tally))
+            counts += [
+                part.get_column(f"__k{i}").drop_nulls().alias("value").value_counts(name="n")
+                for i in currency
+            ]
             part = part.with_columns(codes) if codes else part
-        return batch.height, results[:n_lookup], part
+        return batch.height, results[:n_lookup], part, counts
 
-    for height, counted, part in ordered_map(
+    tallies: list[pl.DataFrame] = []
+    code_counts: dict[int, list[pl.DataFrame]] = {i: [] for i in currency}
+    for height, counted, part, counts in ordered_map(
         fit_batch, read_ahead(fit_batches), workers=PASS1_WORKERS
     ):
         n_rows += height
         if part is not None and numbers is not None:
             numbers.append(part)
+            tallies.append(counts[0])
+            for i, vc in zip(currency, counts[1:], strict=True):
+                code_counts[i].append(vc)
         for i, vc in zip(lookup, counted, strict=True):
             value_counts[i].append(vc)
         progress("fit", height)
@@ -556,7 +579,10 @@ def _clean_streamed(
     pass2_batches = raw_batches(source, empty, cuts=cuts)
     pass2 = stack.enter_context(ReadAhead(pass2_batches))
     if fitting:
-        fitted = _fit(plan, rules, n_rows, columns_in, parsed, numbers)
+        missing = (
+            {c: int(pl.concat(tallies)[c].sum()) for c in tallies[0].columns} if tallies else {}
+        )
+        fitted = _fit(plan, rules, n_rows, columns_in, parsed, numbers, missing, code_counts)
     assert fitted is not None
 
     # ---------------------------------------------------------------- pass 2: transform
@@ -825,30 +851,17 @@ def _fit(
     columns_in: list[str],
     parsed: dict[int, pl.DataFrame],
     spool: _NumberSpool | None,
+    missing: dict[str, int],
+    code_counts: dict[int, list[pl.DataFrame]],
 ) -> FittedPlan:
     """Statistics from pass 1, through the same code as :meth:`FittedPlan.fit`; a numeric
-    column's values are read from the spool when its statistics are computed."""
+    column's values are read from the spool when its statistics are computed; its counts
+    (``missing``: ``m{i}`` missing, ``x{i}`` unparseable) and currency codes
+    (``code_counts``) were summed per batch."""
     counts: dict[str, dict[str, int]] = {}
     numbers: dict[str, list[pl.Series] | Callable[[], pl.Series]] = {r.name: [] for r in rules}
     labels: dict[str, list[pl.DataFrame]] = {r.name: [] for r in rules}
     codes: dict[str, list[pl.DataFrame]] = {r.name: [] for r in rules}
-    numeric = [i for i, r in enumerate(rules) if r.kind in NUMERIC_KINDS]
-    missing: dict[str, Any] = {}
-    if numeric:
-        assert spool is not None
-        missing = (
-            spool.scan()
-            .select(
-                expr
-                for i in numeric
-                for expr in (
-                    pl.col(f"__m{i}").sum().alias(f"m{i}"),
-                    (pl.col(f"__p{i}").is_null() & ~pl.col(f"__m{i}")).sum().alias(f"x{i}"),
-                )
-            )
-            .collect(engine=BATCH_ENGINE)
-            .row(0, named=True)
-        )
     for i, rule in enumerate(rules):
         name = rule.name
         counts[name] = {"n_missing": 0, "n_invalid": 0}
@@ -858,12 +871,7 @@ def _fit(
             counts[name]["n_invalid"] = int(missing[f"x{i}"])
             numbers[name] = spool.values(f"__p{i}")
             if rule.kind == "currency":
-                codes[name].append(
-                    spool.scan()
-                    .select(pl.col(f"__k{i}").drop_nulls().alias("value"))
-                    .collect(engine=BATCH_ENGINE)["value"]
-                    .value_counts(name="n")
-                )
+                codes[name] += code_counts[i]
         elif rule.kind in LABEL_KINDS:
             t = parsed[i]
             pe, me, w = pl.col(f"__p{i}"), pl.col(f"__m{i}"), pl.col("__len")
