@@ -695,6 +695,13 @@ def _clean_streamed(
         pl.col("_column").replace_strict(dict(enumerate(names)), return_dtype=pl.Utf8),
     ]
 
+    # The columns the outputs and counts read; the other intermediate results of a batch are
+    # dropped (or never computed) before it is split.
+    used: set[str] = {"_row", "_reason", "_column"}
+    for e in [*quarantine_cols, *cand_cols, *all_aggs, *value_exprs.values()]:
+        used.update([e] if isinstance(e, str) else e.meta.root_names())
+    kept: list[str] = []
+
     def transformed(offset: int, batch: pl.DataFrame) -> pl.DataFrame:
         if numbers is not None:
             part = numbers.slice(offset, batch.height)
@@ -703,7 +710,8 @@ def _clean_streamed(
         lf = apply_stages(lf, row_stage) if row_stage else lf
         if index_exprs:
             lf = lf.with_columns(index_exprs)
-        return lf.with_columns(exprs + gathers).with_columns(final).collect(engine=BATCH_ENGINE)
+        lf = lf.with_columns(exprs + gathers).with_columns(final)
+        return (lf.select(kept) if kept else lf).collect(engine=BATCH_ENGINE)
 
     def quarantine_part(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.lazy().filter(quarantined).select(quarantine_cols).collect(engine=BATCH_ENGINE)
@@ -713,6 +721,7 @@ def _clean_streamed(
     accepted_masks: list[pl.Series] = []
     try:
         shapes = transformed(0, empty)  # the schemas of the outputs
+        kept += [c for c in shapes.columns if c in used]
         q_out = outputs.new(paths.quarantine)
         outputs.write(q_out, quarantine_part(shapes), True)
         cand_shape = shapes.select(cand_cols)
