@@ -688,7 +688,7 @@ def _clean_streamed(
     if not dedup:
         all_aggs += _accepted_aggs(rules, stats, out_map, ~quarantined, 0, value_exprs)
 
-    quarantine_cols = [
+    quarantine_cols: list[str | pl.Expr] = [
         "_row",
         *[pl.col(originals[c]).alias(c) if c in originals else pl.col(c) for c in columns_in],
         pl.col("_reason").replace_strict(dict(enumerate(REASON_CODES)), return_dtype=pl.Utf8),
@@ -698,8 +698,9 @@ def _clean_streamed(
     # The columns the outputs and counts read; the other intermediate results of a batch are
     # dropped (or never computed) before it is split.
     used: set[str] = {"_row", "_reason", "_column"}
-    for e in [*quarantine_cols, *cand_cols, *all_aggs, *value_exprs.values()]:
-        used.update([e] if isinstance(e, str) else e.meta.root_names())
+    reads: list[str | pl.Expr] = [*quarantine_cols, *cand_cols, *all_aggs, *value_exprs.values()]
+    for read in reads:
+        used.update([read] if isinstance(read, str) else read.meta.root_names())
     kept: list[str] = []
 
     def transformed(offset: int, batch: pl.DataFrame) -> pl.DataFrame:
