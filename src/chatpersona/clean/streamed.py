@@ -600,9 +600,25 @@ def _clean_streamed(
     tables: dict[int, pl.DataFrame] = {}
     # The cleaned values of numeric columns parsed in pass 1, for the histograms.
     value_exprs: dict[int, pl.Expr] = {}
+    built = {
+        i: column_exprs(
+            rule, i, stats[rule.name], mv, _decode(rule.kind, stats[rule.name].get("fill"))
+        )
+        for i, rule in enumerate(rules)
+    }
+    # The cleaned distinct values of the looked-up columns, all computed at once. The null raw
+    # value (if any) last, so that a value's position in a table is its code in an Enum of
+    # the non-null values: the lookup is a cast.
+    table_queries = {
+        i: parsed[i]
+        .lazy()
+        .with_columns(built[i][1])
+        .sort(pl.col(rules[i].name).is_null(), maintain_order=True)
+        for i in parsed
+    }
+    tables.update(zip(table_queries, pl.collect_all(list(table_queries.values())), strict=True))
     for i, rule in enumerate(rules):
-        st = stats[rule.name]
-        s1, e, outs_c = column_exprs(rule, i, st, mv, _decode(rule.kind, st.get("fill")))
+        s1, e, outs_c = built[i]
         out_map[rule.name] = outs_c
         if i not in parsed:
             if not (fitting and i in numeric):  # else parsed in pass 1
@@ -611,16 +627,7 @@ def _clean_streamed(
                 value_exprs[i] = next(x for x in e if x.meta.output_name() == f"__v{i}")
             exprs += e
             continue
-        # The null raw value (if any) last, so that a value's position in the table is its
-        # code in an Enum of the non-null values: the lookup is a cast.
-        table = (
-            parsed[i]
-            .lazy()
-            .with_columns(e)
-            .sort(pl.col(rule.name).is_null(), maintain_order=True)
-            .collect()
-        )
-        tables[i] = table
+        table = tables[i]
         present = table[rule.name].drop_nulls()
         index_exprs.append(
             pl.col(rule.name)
