@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,35 +75,65 @@ def read_table(path: str | Path) -> pl.DataFrame:
 
 
 def iter_batches(path: str | Path, batch_rows: int) -> Iterator[pl.DataFrame]:
-    """Read a file in consecutive batches of ``batch_rows`` rows without loading it whole
-    (CSV via a lazy scan with slices, Parquet by row groups through a lazy scan, JSONL via a
-    lazy scan)."""
+    """Read a file in consecutive batches of ``batch_rows`` rows without loading it whole:
+    CSV and JSON Lines in one pass of Polars' streaming engine (a slice of a text file would
+    scan it from its start again: quadratic), Parquet by slices of a lazy scan (which read
+    only the row groups they need). An empty file gives one empty batch."""
     path = Path(path)
     fmt = table_format(path)
     if not path.is_file():
         raise InputError("Input file not found", code="file_not_found", file=str(path))
     try:
-        if fmt == "csv":
-            lf = pl.scan_csv(path, infer_schema=False)
-        elif fmt == "parquet":
-            lf = pl.scan_parquet(path)
-        else:
-            lf = pl.scan_ndjson(path, infer_schema_length=None)
-        offset = 0
-        while True:
-            batch = lf.slice(offset, batch_rows).collect()
-            if batch.height == 0:
-                if offset == 0:
-                    yield batch
-                return
+        if fmt == "parquet":
+            yield from _sliced(pl.scan_parquet(path), batch_rows)
+            return
+        lf = (
+            pl.scan_csv(path, infer_schema=False)
+            if fmt == "csv"
+            else pl.scan_ndjson(path, infer_schema_length=None)
+        )
+        seen = False
+        for batch in _exact(lf.collect_batches(chunk_size=batch_rows, lazy=True), batch_rows):
+            seen = True
             yield batch
-            offset += batch.height
-            if batch.height < batch_rows:
-                return
+        if not seen:
+            yield lf.head(0).collect()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputError(
             f"Cannot read {fmt} input: {exc}", code="unreadable_input", file=str(path)
         ) from exc
+
+
+def _sliced(lf: pl.LazyFrame, batch_rows: int) -> Iterator[pl.DataFrame]:
+    offset = 0
+    while True:
+        batch = lf.slice(offset, batch_rows).collect()
+        if batch.height == 0:
+            if offset == 0:
+                yield batch
+            return
+        yield batch
+        offset += batch.height
+        if batch.height < batch_rows:
+            return
+
+
+def _exact(chunks: Iterable[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame]:
+    """``chunks`` regrouped into frames of exactly ``rows`` rows (the last one fewer)."""
+    held: list[pl.DataFrame] = []
+    n = 0
+    for chunk in chunks:
+        if chunk.height == 0:
+            continue
+        held.append(chunk)
+        n += chunk.height
+        while n >= rows:
+            whole = pl.concat(held) if len(held) > 1 else held[0]
+            yield whole.head(rows)
+            rest = whole.slice(rows)
+            held, n = ([rest] if rest.height else []), rest.height
+    if n:
+        yield pl.concat(held) if len(held) > 1 else held[0]
 
 
 @contextlib.contextmanager

@@ -68,3 +68,43 @@ def test_other_types_keep_the_arrow_schema_and_read_back_the_same(
     back = pl.read_parquet(tmp_path / "o.parquet")
     assert back.schema == df.schema
     assert back.equals(pl.concat([df] * 3))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+@pytest.mark.parametrize("rows", [1, 7, 1000])
+def test_iter_batches_gives_exact_batches_that_make_the_file(
+    tmp_path: Path, fmt: str, rows: int
+) -> None:
+    from chatpersona.clean.io import iter_batches, read_table, write_table
+
+    df = pl.DataFrame(
+        {"id": [f"u{i}" for i in range(2503)], "x": [str(i % 17) for i in range(2503)]}
+    )
+    path = tmp_path / f"t.{fmt}"
+    write_table(df, path)
+    whole = read_table(path)
+    batches = list(iter_batches(path, rows))
+    assert [b.height for b in batches[:-1]] == [rows] * (len(batches) - 1)
+    assert 0 < batches[-1].height <= rows
+    assert pl.concat(batches).equals(whole)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_iter_batches_of_an_empty_table_gives_its_schema(tmp_path: Path, fmt: str) -> None:
+    from chatpersona.clean.io import iter_batches, write_table
+
+    path = tmp_path / f"e.{fmt}"
+    write_table(pl.DataFrame(schema={"a": pl.String, "b": pl.String}), path)
+    batches = list(iter_batches(path, 10))
+    assert len(batches) == 1 and batches[0].height == 0 and batches[0].columns == ["a", "b"]
+
+
+def test_iter_batches_can_stop_after_the_first_batch(tmp_path: Path) -> None:
+    """``plan infer`` takes the first batch only: the rest is not read."""
+    from chatpersona.clean.io import iter_batches
+
+    path = tmp_path / "t.csv"
+    pl.DataFrame({"a": [str(i) for i in range(50_000)]}).write_csv(path)
+    it = iter_batches(path, 100)
+    assert next(it)["a"].to_list() == [str(i) for i in range(100)]
+    it.close()  # the streaming query is dropped with the generator
