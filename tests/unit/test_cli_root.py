@@ -72,19 +72,37 @@ def test_a_command_runs_in_an_app_holding_only_its_module() -> None:
     whole app's."""
     import typer.main
 
-    from chatpersona.cli.main import MODULE_OF, app_for
+    from chatpersona.cli.main import COMMANDS, MODULES, _module, app_for
 
     full = set(getattr(typer.main.get_command(app), "commands", {}))
-    assert set(MODULE_OF) == full  # every command and group has its module
-    assert app_for([]) is app and app_for(["--version"]) is app and app_for(["nope"]) is app
+    assert set(COMMANDS) == full  # every command and group has its module
+    for name, module in COMMANDS.items():  # ... and it is the module that registers it
+        scratch = typer.Typer()
+        _module(module).register(scratch)
+        names = [c.name for c in scratch.registered_commands]
+        names += [g.name for g in scratch.registered_groups]
+        assert name in names, (name, module)
+    assert set(COMMANDS.values()) == set(MODULES)
+    for args in ([], ["--version"], ["nope"]):
+        assert set(getattr(typer.main.get_command(app_for(args)), "commands", {})) == full
     for name in ("clean", "plan", "serve", "keys"):
         narrow = app_for([name, "--help"])
-        assert narrow is not app
-        assert name in getattr(typer.main.get_command(narrow), "commands", {})
-        assert len(getattr(typer.main.get_command(narrow), "commands", {})) < len(full)
+        commands = getattr(typer.main.get_command(narrow), "commands", {})
+        assert name in commands and len(commands) < len(full)
         for args in ([name, "--help"], ["--version"]):
             a, b = runner.invoke(app, args), runner.invoke(narrow, args)
             assert (a.exit_code, a.output) == (b.exit_code, b.output), args
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """``chatpersona clean`` does not import the other commands' modules (nor what they
+    print with)."""
+    code = (
+        "import sys; from chatpersona.cli.main import app_for; app_for(['clean']); "
+        "print(sorted(m for m in sys.modules if m.startswith('chatpersona.cli.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['chatpersona.cli.clean_cmd', 'chatpersona.cli.main']"
 
 
 def test_main_runs_a_command_and_reports_its_errors(tmp_path: Path) -> None:
@@ -95,3 +113,23 @@ def test_main_runs_a_command_and_reports_its_errors(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["clean", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o.csv")])
     assert exc.value.code == 2
+
+
+def test_a_quiet_clean_loads_no_terminal_library(tmp_path: Path) -> None:
+    """``chatpersona clean -q`` prints nothing, so it does not import rich; a failure still
+    prints its message (rich is loaded for it then)."""
+    src = tmp_path / "t.csv"
+    src.write_text("id,x\na,1\nb,2\n")
+    code = (
+        "import sys; from chatpersona.cli.main import main\n"
+        "try:\n"
+        f"    main(['clean', {str(src)!r}, '-o', {str(tmp_path / 'o.csv')!r}, '-q'])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'pydantic'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert (tmp_path / "o.csv").is_file()
+    failed = _command("clean", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o2.csv"), "-q")
+    assert failed.returncode == 2 and "file_not_found" in failed.stderr

@@ -8,61 +8,59 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import os
 import sys
 from types import ModuleType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from chatpersona import __version__
-from chatpersona.cli import (
-    admin_cmd,
-    chat_cmd,
-    clean_cmd,
-    decide_cmd,
-    demo_cmd,
-    features_cmd,
-    generate_cmd,
-    segment_cmd,
-    serve_cmd,
-    stream_cmd,
-)
 from chatpersona.exceptions import ChatpersonaError
 
-__all__ = ["app", "main"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["app", "main"]  # noqa: F822 (``app`` comes from the module's __getattr__)
 
 HELP = "Personalize a support chatbot from data: clean, segment, stream, profile, decide."
-MODULES: tuple[ModuleType, ...] = (
-    generate_cmd,
-    clean_cmd,
-    segment_cmd,
-    features_cmd,
-    serve_cmd,
-    admin_cmd,
-    stream_cmd,
-    decide_cmd,
-    chat_cmd,
-    demo_cmd,
+MODULES: tuple[str, ...] = (
+    "generate_cmd",
+    "clean_cmd",
+    "segment_cmd",
+    "features_cmd",
+    "serve_cmd",
+    "admin_cmd",
+    "stream_cmd",
+    "decide_cmd",
+    "chat_cmd",
+    "demo_cmd",
 )
+"""The command modules (in ``chatpersona.cli``), in the order of the root help."""
+COMMANDS: dict[str, str] = {
+    "generate": "generate_cmd",
+    "clean": "clean_cmd",
+    "plan": "clean_cmd",
+    "segment": "segment_cmd",
+    "features": "features_cmd",
+    "serve": "serve_cmd",
+    "db": "admin_cmd",
+    "keys": "admin_cmd",
+    "worker": "stream_cmd",
+    "replay": "stream_cmd",
+    "simulate": "decide_cmd",
+    "evaluate-policy": "decide_cmd",
+    "chat": "chat_cmd",
+    "intents": "chat_cmd",
+    "demo": "demo_cmd",
+}
+"""Which module registers each top-level command or group (a test checks it against the
+modules): a command imports only its own module."""
 
 
-def _new_app() -> typer.Typer:
-    return typer.Typer(
-        name="chatpersona",
-        help=HELP,
-        no_args_is_help=True,
-        add_completion=False,
-        context_settings={"help_option_names": ["-h", "--help"]},
-        pretty_exceptions_enable=False,
-    )
-
-
-app = _new_app()
-
-err_console = Console(stderr=True, soft_wrap=True)
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"chatpersona.cli.{name}")
 
 
 def _version(value: bool) -> None:
@@ -71,7 +69,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: Annotated[
         bool,
@@ -83,35 +80,45 @@ def _root(
     """Personalize a support chatbot from data: clean, segment, stream, profile, decide."""
 
 
-for _module in MODULES:
-    _module.register(app)
+def build_app(modules: tuple[str, ...] = MODULES) -> typer.Typer:
+    """A root app holding the commands of ``modules``."""
+    built = typer.Typer(
+        name="chatpersona",
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        pretty_exceptions_enable=False,
+    )
+    built.callback()(_root)
+    for name in modules:
+        _module(name).register(built)
+    return built
 
 
-def _names(module: ModuleType) -> list[str]:
-    """The top-level command and group names ``module`` registers."""
-    scratch = typer.Typer()
-    module.register(scratch)
-    names = [c.name for c in scratch.registered_commands]
-    names += [g.name for g in scratch.registered_groups]
-    return [str(n) for n in names if n]
-
-
-MODULE_OF: dict[str, ModuleType] = {name: m for m in MODULES for name in _names(m)}
-"""Which module registers each top-level command or group."""
+def __getattr__(name: str) -> Any:
+    """``app``, the whole app (every command), built on first use."""
+    if name == "app":
+        whole = build_app()
+        globals()["app"] = whole
+        return whole
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def app_for(args: list[str]) -> typer.Typer:
     """The app to run ``args`` with: when they start with a command's name, an app holding
     only that command's module (Typer turns every registered command into a click command
-    before running any: ~0.05-0.1 s for all of them, measured), else the whole app (root
-    help, ``--version``, an unknown command's error listing the others)."""
-    module = MODULE_OF.get(args[0]) if args else None
-    if module is None:
-        return app
-    narrow = _new_app()
-    narrow.callback()(_root)
-    module.register(narrow)
-    return narrow
+    before running any, and the modules import what their commands print with: ~0.2 s for
+    all of them, measured), else the whole app (root help, ``--version``, an unknown
+    command's error listing the others)."""
+    module = COMMANDS.get(args[0]) if args else None
+    return build_app((module,)) if module is not None else build_app()
+
+
+def _err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -121,14 +128,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app_for(args)(args=args, standalone_mode=False)
     except ChatpersonaError as exc:
-        err_console.print(
+        from rich.markup import escape
+
+        _err_console().print(
             f"[bold red]error[/] {escape(f'[{exc.code}]')} {escape(exc.message)}", highlight=False
         )
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        err_console.print("Aborted.")
+        _err_console().print("Aborted.")
         sys.exit(130)
     except Exception as exc:  # click usage errors carry their own exit code
         # Typer vendors its own copy of click (``typer._click``), whose exceptions are not
