@@ -74,11 +74,16 @@ def read_table(path: str | Path) -> pl.DataFrame:
         ) from exc
 
 
+TEXT_CHUNK_BYTES = 8 << 20
+
+
 def iter_batches(path: str | Path, batch_rows: int) -> Iterator[pl.DataFrame]:
     """Read a file in consecutive batches of ``batch_rows`` rows without loading it whole:
-    CSV and JSON Lines in one pass of Polars' streaming engine (a slice of a text file would
-    scan it from its start again: quadratic), Parquet by slices of a lazy scan (which read
-    only the row groups they need). An empty file gives one empty batch."""
+    CSV and JSON Lines in one pass over byte ranges cut at record boundaries, regrouped into
+    batches (a slice of a lazy scan of a text file scans it from its start again, which is
+    quadratic; Polars' batch iterator reads ahead without bound), Parquet by slices of a
+    lazy scan (which read only the row groups they need). Memory holds about a batch and a
+    range. An empty file gives one empty batch."""
     path = Path(path)
     fmt = table_format(path)
     if not path.is_file():
@@ -87,21 +92,45 @@ def iter_batches(path: str | Path, batch_rows: int) -> Iterator[pl.DataFrame]:
         if fmt == "parquet":
             yield from _sliced(pl.scan_parquet(path), batch_rows)
             return
-        lf = (
-            pl.scan_csv(path, infer_schema=False)
-            if fmt == "csv"
-            else pl.scan_ndjson(path, infer_schema_length=None)
-        )
+        if fmt == "csv":
+            from chatpersona.clean.streamed import _csv_batches
+
+            ranges = _csv_batches(path, TEXT_CHUNK_BYTES)
+            empty = pl.scan_csv(path, infer_schema=False)
+        else:
+            empty = pl.scan_ndjson(path, infer_schema_length=None)
+            ranges = _ndjson_batches(path, TEXT_CHUNK_BYTES, empty.collect_schema())
         seen = False
-        for batch in _exact(lf.collect_batches(chunk_size=batch_rows, lazy=True), batch_rows):
+        for batch in _exact(ranges, batch_rows):
             seen = True
             yield batch
         if not seen:
-            yield lf.head(0).collect()
+            yield empty.head(0).collect()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputError(
             f"Cannot read {fmt} input: {exc}", code="unreadable_input", file=str(path)
         ) from exc
+
+
+def _ndjson_batches(path: Path, chunk_bytes: int, schema: pl.Schema) -> Iterator[pl.DataFrame]:
+    """Consecutive batches of a JSON Lines file, each parsed (with the whole file's
+    ``schema``) from about ``chunk_bytes`` cut after a newline (a JSON text holds none)."""
+    with path.open("rb") as fh:
+        carry = b""
+        while True:
+            data = fh.read(chunk_bytes)
+            buf = carry + data if carry else data
+            if not data:  # the end: what is left is the last record(s)
+                if buf.strip():
+                    yield pl.read_ndjson(buf, schema=schema)
+                return
+            cut = buf.rfind(b"\n") + 1
+            if cut == 0:  # one record longer than a chunk: read on
+                carry = buf
+                continue
+            body, carry = buf[:cut], buf[cut:]
+            if body.strip():
+                yield pl.read_ndjson(body, schema=schema)
 
 
 def _sliced(lf: pl.LazyFrame, batch_rows: int) -> Iterator[pl.DataFrame]:

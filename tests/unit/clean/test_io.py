@@ -72,13 +72,22 @@ def test_other_types_keep_the_arrow_schema_and_read_back_the_same(
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 @pytest.mark.parametrize("rows", [1, 7, 1000])
+@pytest.mark.parametrize("chunk", [64, 1 << 20])
 def test_iter_batches_gives_exact_batches_that_make_the_file(
-    tmp_path: Path, fmt: str, rows: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, rows: int, chunk: int
 ) -> None:
+    from chatpersona.clean import io
     from chatpersona.clean.io import iter_batches, read_table, write_table
 
+    monkeypatch.setattr(io, "TEXT_CHUNK_BYTES", chunk)  # 64: records span ranges
+    n = 1203
     df = pl.DataFrame(
-        {"id": [f"u{i}" for i in range(2503)], "x": [str(i % 17) for i in range(2503)]}
+        {
+            "id": [f"u{i}" for i in range(n)],
+            "x": [None if i % 11 == 0 else str(i % 17) for i in range(n)],
+            # a quoted newline, and a value longer than a 64-byte range
+            "t": ["a,\nb" if i % 5 == 0 else "z" * (100 if i == 7 else 3) for i in range(n)],
+        }
     )
     path = tmp_path / f"t.{fmt}"
     write_table(df, path)
