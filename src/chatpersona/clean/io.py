@@ -89,12 +89,12 @@ def iter_batches(path: str | Path, batch_rows: int) -> Iterator[pl.DataFrame]:
     if not path.is_file():
         raise InputError("Input file not found", code="file_not_found", file=str(path))
     try:
+        from chatpersona.clean.streamed import _csv_batches, _parquet_batches
+
         if fmt == "parquet":
-            yield from _sliced(pl.scan_parquet(path), batch_rows)
+            yield from _parquet_batches(path, batch_rows)
             return
         if fmt == "csv":
-            from chatpersona.clean.streamed import _csv_batches
-
             ranges = _csv_batches(path, TEXT_CHUNK_BYTES)
             empty = pl.scan_csv(path, infer_schema=False)
         else:
@@ -131,20 +131,6 @@ def _ndjson_batches(path: Path, chunk_bytes: int, schema: pl.Schema) -> Iterator
             body, carry = buf[:cut], buf[cut:]
             if body.strip():
                 yield pl.read_ndjson(body, schema=schema)
-
-
-def _sliced(lf: pl.LazyFrame, batch_rows: int) -> Iterator[pl.DataFrame]:
-    offset = 0
-    while True:
-        batch = lf.slice(offset, batch_rows).collect()
-        if batch.height == 0:
-            if offset == 0:
-                yield batch
-            return
-        yield batch
-        offset += batch.height
-        if batch.height < batch_rows:
-            return
 
 
 def _exact(chunks: Iterable[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame]:

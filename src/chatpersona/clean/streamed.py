@@ -580,7 +580,9 @@ def _clean_streamed(
     pass2 = stack.enter_context(ReadAhead(pass2_batches))
     if fitting:
         missing = (
-            {c: int(pl.concat(tallies)[c].sum()) for c in tallies[0].columns} if tallies else {}
+            {c: int(v) for c, v in pl.concat(tallies).sum().row(0, named=True).items()}
+            if tallies
+            else {}
         )
         fitted = _fit(plan, rules, n_rows, columns_in, parsed, numbers, missing, code_counts)
     assert fitted is not None
