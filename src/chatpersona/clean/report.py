@@ -31,17 +31,23 @@ def _label_map(raw: pl.Series, value: pl.Series, missing: pl.Series) -> list[dic
     return [{"from": r, "to": v, "count": int(n)} for r, v, n in counts.iter_rows()]
 
 
-def _histogram(values: pl.Series) -> dict[str, Any] | None:
-    arr = values.drop_nulls().cast(pl.Float64).to_numpy()
-    arr = arr[np.isfinite(arr)]
+def _histogram(values: pl.Series, counts: pl.Series | None = None) -> dict[str, Any] | None:
+    """numpy's 20-bin histogram of the finite ``values``; with ``counts``, of each value
+    repeated that many times (the same edges and counts, computed on the distinct values)."""
+    present = values.is_not_null()
+    arr = values.filter(present).cast(pl.Float64).to_numpy()
+    finite = np.isfinite(arr)
+    arr = arr[finite]
+    weights = None if counts is None else counts.filter(present).cast(pl.Float64).to_numpy()[finite]
     if arr.size == 0:
         return None
     try:
-        counts, edges = np.histogram(arr, bins=HIST_BINS)
+        hist, edges = np.histogram(arr, bins=HIST_BINS, weights=weights)
     except ValueError:  # a range too wide for 20 finite bins (e.g. -6e16 .. 1e308)
         lo, hi = float(arr.min()), float(arr.max())
-        return {"edges": [lo, hi], "counts": [int(arr.size)]}
-    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
+        n = arr.size if weights is None else weights.sum()
+        return {"edges": [lo, hi], "counts": [int(n)]}
+    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in hist]}
 
 
 def build_report(

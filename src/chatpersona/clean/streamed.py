@@ -738,9 +738,16 @@ def _clean_streamed(
         cand_schema = cand_shape.schema
         out_schema = cand_shape.select(out_names).schema
 
+        # The histograms of the accepted values: a repeating column's from the counts of its
+        # accepted values per batch (a few distinct values each), the others' from the spool
+        # at the end, by the accepted rows' mask (their values are not kept per batch).
+        counted_hist = [i for i in value_exprs if i in repeating] if not dedup else []
+        spool_hist = {i: e for i, e in value_exprs.items() if i not in counted_hist}
+        hist_counts: dict[int, list[pl.DataFrame]] = {i: [] for i in counted_hist}
+
         def clean_batch(
             item: tuple[int, pl.DataFrame],
-        ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.Series | None]:
+        ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.Series | None, list[pl.DataFrame]]:
             offset, batch = item
             try:
                 frame = transformed(offset, batch).lazy()
@@ -748,11 +755,18 @@ def _clean_streamed(
                     frame.filter(quarantined).select(quarantine_cols),
                     frame.filter(~quarantined).select(cand_cols),
                     frame.select(all_aggs),
+                    *(
+                        frame.filter(~quarantined)
+                        .group_by(pl.col(f"__v{i}").alias("value"))
+                        .agg(pl.len().alias("n"))
+                        for i in counted_hist
+                    ),
                 ]
-                if value_exprs and not dedup:
+                if spool_hist and not dedup:
                     queries.append(frame.select((~quarantined).alias("accepted")))
                 q_part, cand, agg, *rest = pl.collect_all(queries, engine=BATCH_ENGINE)
-                return q_part, cand, agg, rest[0].to_series() if rest else None
+                counts, rest = rest[: len(counted_hist)], rest[len(counted_hist) :]
+                return q_part, cand, agg, rest[0].to_series() if rest else None, counts
             except pl.exceptions.PolarsError as exc:
                 raise _unreadable(source, exc) from exc
 
@@ -760,20 +774,27 @@ def _clean_streamed(
             """Pass 2 proper: batches transformed two at a time; in input order, quarantined
             rows written out and the per-batch counts kept, candidate rows handed on."""
             batches = iter(pass2)
-            for q_part, cand, agg, mask in ordered_map(clean_batch, batches, workers=PASS2_WORKERS):
+            for q_part, cand, agg, mask, counts in ordered_map(
+                clean_batch, batches, workers=PASS2_WORKERS
+            ):
                 outputs.write(q_out, q_part, False)
                 parts.append(agg)
                 if mask is not None:
                     accepted_masks.append(mask)
+                for i, vc in zip(counted_hist, counts, strict=True):
+                    hist_counts[i].append(vc)
                 progress("transform", agg["rows_in"][0])
                 yield cand if dedup else cand.select(out_names)
 
         if not dedup:
             outputs.sink(candidates(), out_schema, paths.output)
             sums = _combine(parts) | _table_sums(tables)
-            if value_exprs and numbers is not None:
+            if spool_hist and numbers is not None:
                 mask = pl.concat(accepted_masks)
-                sums |= _histogram_values(numbers, decoded, value_exprs, mask)
+                sums |= _histogram_values(numbers, decoded, spool_hist, mask)
+            for i, vcs in hist_counts.items():
+                vc = pl.concat(vcs).group_by("value").agg(pl.col("n").sum())
+                sums[f"hist{i}"] = _Histogram(_histogram(vc["value"], vc["n"]))
             _check_errors(rules, sums, scan, source)
             acc = sums
             d_schema = pl.Schema(
