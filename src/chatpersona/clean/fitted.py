@@ -132,6 +132,40 @@ def _mode_from_counts(vc: pl.DataFrame) -> Any:
     return vc.sort(["n", "value"], descending=[True, False])["value"][0]
 
 
+def order_stats(values: np.ndarray, counts: np.ndarray) -> tuple[float, float, float, float]:
+    """The median, first and third quartiles and median absolute deviation that numpy
+    computes (``np.median``, ``np.quantile`` linear) on ``values`` each repeated ``counts``
+    times, from the counts alone: the order statistics numpy would pick are looked up, and
+    numpy's own median and interpolation are applied to them, so the floats are the same.
+    ``values`` finite, in any order; ``counts`` positive."""
+    order = np.argsort(values, kind="stable")
+    values = np.asarray(values, dtype=np.float64)[order]
+    counts = np.asarray(counts, dtype=np.int64)[order]
+
+    def median(sorted_values: np.ndarray, ends: np.ndarray) -> float:
+        n = int(ends[-1])
+        ks = [n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2]
+        window = sorted_values[np.searchsorted(ends, ks, side="right")]
+        return float(np.median(window))
+
+    ends = np.cumsum(counts)
+    n = int(ends[-1])
+    med = median(values, ends)
+    quartiles: list[float] = []
+    for v in (n - 1) * np.asarray([0.25, 0.75]):  # numpy's virtual index
+        if v >= n - 1:
+            quartiles.append(float(values[-1]))
+            continue
+        lo = np.floor(v)
+        pair = values[np.searchsorted(ends, [int(lo), int(lo) + 1], side="right")]
+        # Two values at the virtual index v - lo: numpy's interpolation between them.
+        quartiles.append(float(np.quantile(pair, np.asarray([v - lo]))[0]))
+    deviations = np.abs(values - med)
+    order = np.argsort(deviations, kind="stable")
+    mad = median(deviations[order], np.cumsum(counts[order]))
+    return med, quartiles[0], quartiles[1], mad
+
+
 class FittedPlan:
     """A :class:`CleaningPlan` with its learned statistics.
 
@@ -232,10 +266,13 @@ class FittedPlan:
         labels: dict[str, list[pl.DataFrame]],
         codes: dict[str, list[pl.DataFrame]],
         columns_in: list[str],
+        tallies: Mapping[str, Callable[[], tuple[np.ndarray, np.ndarray]]] | None = None,
     ) -> FittedPlan:
         """The statistics from what a pass over the table kept: per column the counts, the
         parsed numbers (numeric kinds, in row order) or a one-item count of valid values
-        (other kinds), and label / currency-code counts (``value``, ``n``)."""
+        (other kinds), and label / currency-code counts (``value``, ``n``); ``tallies``: a
+        loader of a numeric column's distinct values and their counts, where a pass counted
+        them (its order statistics are then read from the counts)."""
         stats: dict[str, dict[str, Any]] = {}
 
         def numeric_facts(name: str) -> dict[str, Any]:
@@ -249,7 +286,8 @@ class FittedPlan:
                 values = pl.concat(held)
             else:
                 values = pl.Series("value", [], dtype=pl.Float64)
-            facts = {"n_valid": values.len(), **self._numeric_stats(rule, values)}
+            counted = tallies[name]() if tallies is not None and name in tallies else None
+            facts = {"n_valid": values.len(), **self._numeric_stats(rule, values, counted)}
             if rule.missing == "mode":
                 facts["mode"] = _mode(values.cast(pl.Int64) if rule.kind == "integer" else values)
             return facts
@@ -285,21 +323,35 @@ class FittedPlan:
         return self
 
     @staticmethod
-    def _numeric_stats(rule: ColumnRule, values: pl.Series) -> dict[str, Any]:
+    def _numeric_stats(
+        rule: ColumnRule,
+        values: pl.Series,
+        counted: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> dict[str, Any]:
+        """Mean, deviations, quartiles, bounds of ``values``; ``counted``: its distinct values
+        and their counts, from which the order statistics are taken when they are finite and
+        account for every value (the same floats as numpy's partitions of the values)."""
         arr = values.cast(pl.Float64).to_numpy()
         st: dict[str, Any] = {}
         if arr.size == 0:
             return {"lo": None, "hi": None}
         st["mean"] = float(arr.mean())
         st["std"] = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-        # Order statistics on one working copy, partitioned in place (the second partition
-        # starts from the first one's order): the same values as on fresh copies.
-        work = np.array(arr, dtype=np.float64, copy=True)
-        st["median"] = float(np.median(work, overwrite_input=True))
-        quartiles = np.quantile(work, [0.25, 0.75], overwrite_input=True)
-        st["q1"], st["q3"] = (float(q) for q in quartiles)
-        del work
-        st["mad"] = float(np.median(np.abs(arr - st["median"]), overwrite_input=True))
+        if (
+            counted is not None
+            and int(counted[1].sum()) == arr.size
+            and bool(np.isfinite(counted[0]).all())
+        ):
+            st["median"], st["q1"], st["q3"], st["mad"] = order_stats(*counted)
+        else:
+            # Order statistics on one working copy, partitioned in place (the second
+            # partition starts from the first one's order): the same values as on fresh copies.
+            work = np.array(arr, dtype=np.float64, copy=True)
+            st["median"] = float(np.median(work, overwrite_input=True))
+            quartiles = np.quantile(work, [0.25, 0.75], overwrite_input=True)
+            st["q1"], st["q3"] = (float(q) for q in quartiles)
+            del work
+            st["mad"] = float(np.median(np.abs(arr - st["median"]), overwrite_input=True))
         st["min"], st["max"] = float(arr.min()), float(arr.max())
         method, t = rule.outliers.method, rule.outliers.effective_threshold
         lo = hi = None

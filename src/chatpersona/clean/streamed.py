@@ -485,9 +485,11 @@ def _clean_streamed(
     outs = [o for i in numeric for o in outs_of(i)]
     codes = [pl.col(f"__k{i}").cast(pl.Categorical) for i in numeric if f"__k{i}" in outs]
 
-    def numeric_parse(lf: pl.LazyFrame) -> list[pl.LazyFrame]:
-        """The parsed numeric columns (kept in row order for the statistics and pass 2)."""
+    def numeric_parse(lf: pl.LazyFrame) -> tuple[list[pl.LazyFrame], list[pl.LazyFrame]]:
+        """The parsed numeric columns (kept in row order for the statistics and pass 2), and
+        the counts of each repeating column's parsed values (its order statistics)."""
         parts: list[pl.LazyFrame] = []
+        tallied: list[pl.LazyFrame] = []
         if per_row:
             rowwise = [o for i in per_row for o in outs_of(i)]
             parts.append(
@@ -495,16 +497,24 @@ def _clean_streamed(
             )
         for i in sorted(repeating):
             name = rules[i].name
-            distinct = lf.select(pl.col(name).unique().drop_nulls())
-            table = apply_stages(distinct, parse_stage(rules[i], i, mv)).select(name, *outs_of(i))
+            distinct = lf.group_by(name).agg(pl.len().alias("__len")).drop_nulls(name)
+            table = apply_stages(distinct, parse_stage(rules[i], i, mv)).select(
+                name, "__len", *outs_of(i)
+            )
             parts.append(
                 lf.select(name)
-                .join(table, on=name, how="left", maintain_order="left")
+                .join(table.drop("__len"), on=name, how="left", maintain_order="left")
                 # a null raw value has no partner: it is missing, with a null value and code
                 .with_columns(pl.col(f"__m{i}").fill_null(True))
                 .select(outs_of(i))
             )
-        return parts
+            tallied.append(
+                table.select(pl.col(f"__p{i}").cast(pl.Float64).alias("value"), pl.col("__len"))
+                .drop_nulls("value")
+                .group_by("value")
+                .agg(pl.col("__len").sum().cast(pl.Int64).alias("n"))
+            )
+        return parts, tallied
 
     n_rows = 0
     value_counts: dict[int, list[pl.DataFrame]] = {i: [] for i in lookup}
@@ -534,23 +544,29 @@ def _clean_streamed(
         lf = batch.lazy().with_columns(fit_casts) if fit_casts else batch.lazy()
         queries = [lf.group_by(rules[i].name).agg(pl.len().alias("__len")) for i in lookup]
         n_lookup = len(queries)
+        n_tallied = 0
         if fitting and numeric:
-            queries += numeric_parse(lf)
+            parsing, tallied = numeric_parse(lf)
+            queries += parsing + tallied
+            n_tallied = len(tallied)
         results = _collect(queries, source)
         part = None
         counts: list[pl.DataFrame] = []
         if fitting and numeric:
-            part = pl.concat(results[n_lookup:], how="horizontal").select(outs)
+            part = pl.concat(results[n_lookup : len(results) - n_tallied], how="horizontal")
+            part = part.select(outs)
             counts.append(part.select(tally))
             counts += [
                 part.get_column(f"__k{i}").drop_nulls().alias("value").value_counts(name="n")
                 for i in currency
             ]
+            counts += results[len(results) - n_tallied :]
             part = part.with_columns(codes) if codes else part
         return batch.height, results[:n_lookup], part, counts
 
     tallies: list[pl.DataFrame] = []
     code_counts: dict[int, list[pl.DataFrame]] = {i: [] for i in currency}
+    value_tallies: dict[int, list[pl.DataFrame]] = {i: [] for i in repeating}
     for height, counted, part, counts in ordered_map(
         fit_batch, read_ahead(fit_batches), workers=PASS1_WORKERS
     ):
@@ -558,8 +574,10 @@ def _clean_streamed(
         if part is not None and numbers is not None:
             numbers.append(part)
             tallies.append(counts[0])
-            for i, vc in zip(currency, counts[1:], strict=True):
+            for i, vc in zip(currency, counts[1 : 1 + len(currency)], strict=True):
                 code_counts[i].append(vc)
+            for i, vc in zip(sorted(repeating), counts[1 + len(currency) :], strict=True):
+                value_tallies[i].append(vc)
         for i, vc in zip(lookup, counted, strict=True):
             value_counts[i].append(vc)
         progress("fit", height)
@@ -584,7 +602,9 @@ def _clean_streamed(
             if tallies
             else {}
         )
-        fitted = _fit(plan, rules, n_rows, columns_in, parsed, numbers, missing, code_counts)
+        fitted = _fit(
+            plan, rules, n_rows, columns_in, parsed, numbers, missing, code_counts, value_tallies
+        )
     assert fitted is not None
 
     # ---------------------------------------------------------------- pass 2: transform
@@ -893,11 +913,13 @@ def _fit(
     spool: _NumberSpool | None,
     missing: dict[str, int],
     code_counts: dict[int, list[pl.DataFrame]],
+    value_tallies: dict[int, list[pl.DataFrame]],
 ) -> FittedPlan:
     """Statistics from pass 1, through the same code as :meth:`FittedPlan.fit`; a numeric
     column's values are read from the spool when its statistics are computed; its counts
-    (``missing``: ``m{i}`` missing, ``x{i}`` unparseable) and currency codes
-    (``code_counts``) were summed per batch."""
+    (``missing``: ``m{i}`` missing, ``x{i}`` unparseable), currency codes
+    (``code_counts``) and, for a repeating column, its parsed values (``value_tallies``: the
+    order statistics come from these counts, the same floats) were summed per batch."""
     counts: dict[str, dict[str, int]] = {}
     numbers: dict[str, list[pl.Series] | Callable[[], pl.Series]] = {r.name: [] for r in rules}
     labels: dict[str, list[pl.DataFrame]] = {r.name: [] for r in rules}
@@ -930,7 +952,18 @@ def _fit(
             # Counts of dates, ids and texts are facts only (their fills do not depend on
             # them): they are taken from the transform pass (see _patch_counts).
             numbers[name] = [pl.Series("value", [0], dtype=pl.Int64)]
-    return FittedPlan(plan)._finish_fit(n_rows, counts, numbers, labels, codes, columns_in)
+
+    def tally_of(parts: list[pl.DataFrame]) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        def load() -> tuple[np.ndarray, np.ndarray]:
+            total = pl.concat(parts).group_by("value").agg(pl.col("n").sum())
+            return total["value"].to_numpy(), total["n"].to_numpy()
+
+        return load
+
+    order_counts = {rules[i].name: tally_of(parts) for i, parts in value_tallies.items() if parts}
+    return FittedPlan(plan)._finish_fit(
+        n_rows, counts, numbers, labels, codes, columns_in, order_counts
+    )
 
 
 def _patch_counts(fitted: FittedPlan, rules: list[Any], sums: dict[str, Any]) -> None:

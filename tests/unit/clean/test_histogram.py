@@ -42,3 +42,30 @@ def test_counts_weigh_each_value() -> None:
     assert hist["counts"][0] == 3 and hist["counts"][-1] == 5
     assert hist["edges"][0] == 1.0 and hist["edges"][-1] == 2.0
     assert np.allclose(np.diff(hist["edges"]), 0.05)
+
+
+finite = st.one_of(
+    st.integers(-50, 50).map(float),
+    st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.1, 0.2, 0.30000000000000004, 1e-300, 2.5, -2.5, 1e308, -1e308]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(finite, st.integers(1, 40), min_size=1, max_size=30))
+def test_order_statistics_from_counts_are_numpys(tally: dict[float, int]) -> None:
+    """The fit's order statistics from value counts are the very floats numpy's partitions
+    give on the values themselves (the streamed fit counts a repeating column's values)."""
+    from chatpersona.clean.fitted import order_stats
+
+    values = np.array(list(tally), dtype=np.float64)
+    counts = np.array(list(tally.values()), dtype=np.int64)
+    arr = np.repeat(values, counts)
+    np.random.default_rng(0).shuffle(arr)
+    with np.errstate(over="ignore", invalid="ignore"):  # sums of values near 1e308
+        median = np.median(arr)
+        q1, q3 = np.quantile(arr, [0.25, 0.75])
+        mad = np.median(np.abs(arr - median))
+        got = order_stats(values, counts)
+    want = (float(median), float(q1), float(q3), float(mad))
+    assert [x.hex() for x in got] == [x.hex() for x in want]
