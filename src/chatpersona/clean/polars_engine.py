@@ -104,6 +104,17 @@ class DropColumns(str):
 Stages = list[list[Any]]
 
 
+@dataclass(frozen=True)
+class WhenAny:
+    """A stage item: ``stages`` that change only the rows where ``column`` is not null; where
+    no row has a value there, the columns they leave (``outputs``: name, dtype) are all null.
+    :func:`apply_stages` always runs them; :func:`apply_stages_skipping` looks first."""
+
+    column: str
+    stages: Stages
+    outputs: tuple[tuple[str, Any], ...]
+
+
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -210,9 +221,11 @@ def _datetime(s: pl.Expr, dayfirst: bool, epoch_unit: str, tag: str) -> tuple[pl
     )
     months = {k: str(v) for k, v in MONTHS.items()}
     # One pattern at a time: its capture struct is materialized, reduced to a datetime and
-    # dropped before the next one, so at most one struct per column is alive (memory).
+    # dropped before the next one, so at most one struct per column is alive (memory). They
+    # only see the rows the fast paths left: a batch with none skips them (WhenAny).
+    patterns: Stages = []
     for k, (name, pattern) in enumerate(DATE_PATTERNS):
-        stages.append([tt.str.extract_groups(pattern).alias(f"{tag}_g{k}")])
+        patterns.append([tt.str.extract_groups(pattern).alias(f"{tag}_g{k}")])
         g = pl.col(f"{tag}_g{k}")
         f = g.struct.field
         if name == "numeric":
@@ -251,14 +264,16 @@ def _datetime(s: pl.Expr, dayfirst: bool, epoch_unit: str, tag: str) -> tuple[pl
             .then(-minutes)
             .otherwise(minutes)
         )
-        stages.append(
+        patterns.append(
             [
                 pl.when(f("y").is_not_null())
                 .then(dt + pl.duration(microseconds=micros) - pl.duration(minutes=offset))
                 .alias(f"{tag}_d{k}")
             ]
         )
-        stages.append([DropColumns(f"{tag}_g{k}")])
+        patterns.append([DropColumns(f"{tag}_g{k}")])
+    outputs = tuple((f"{tag}_d{k}", pl.Datetime("us")) for k in range(len(DATE_PATTERNS)))
+    stages.append([WhenAny(f"{tag}_t", patterns, outputs)])
     parts = [pl.col(f"{tag}_e"), pl.col(f"{tag}_f")]
     parts += [pl.col(f"{tag}_d{k}") for k in range(len(DATE_PATTERNS))]
     return pl.coalesce(parts).dt.replace_time_zone("UTC"), stages
@@ -411,7 +426,7 @@ def parse_frame(text: pl.DataFrame, plan: Any, keep_raw: tuple[str, ...] = ()) -
             parts[i] = joined
         else:
             # One column at a time: only that column's temporary stage columns are alive.
-            lf = apply_stages(s.to_frame().lazy(), parse_stage(rule, i, mv))
+            lf = apply_stages_skipping(s.to_frame().lazy(), parse_stage(rule, i, mv))
             parts[i] = lf.select(outs).collect()
     columns: list[pl.Series] = []
     for i, rule in enumerate(rules):
@@ -440,12 +455,36 @@ def apply_stages(lf: pl.LazyFrame, stages: Stages) -> pl.LazyFrame:
     """Add each stage's columns in turn (and drop the temporary ones it names)."""
     for stage in stages:
         drops = [c for c in stage if isinstance(c, DropColumns)]
-        exprs = [e for e in stage if not isinstance(e, DropColumns)]
+        nested = [c for c in stage if isinstance(c, WhenAny)]
+        exprs = [e for e in stage if not isinstance(e, (DropColumns, WhenAny))]
         if exprs:
             lf = lf.with_columns(exprs)
+        for item in nested:
+            lf = apply_stages(lf, item.stages)
         if drops:
             lf = lf.drop(drops)
     return lf
+
+
+def apply_stages_skipping(lf: pl.LazyFrame, stages: Stages) -> pl.LazyFrame:
+    """:func:`apply_stages`, except that the nested stages of a :class:`WhenAny` whose column
+    holds no value are replaced by their all-null outputs (the same frame). The query up to
+    such a stage is collected to look; worth it where the nested stages are costly (a date
+    column's format patterns cost ~12 ms per 40,000 rows even when every row is null)."""
+    for k, stage in enumerate(stages):
+        nested = [c for c in stage if isinstance(c, WhenAny)]
+        if not nested:
+            continue
+        df = apply_stages(lf, stages[:k]).collect()
+        plain = [c for c in stage if not isinstance(c, WhenAny)]
+        kept: Stages = []
+        for item in nested:
+            if df.get_column(item.column).null_count() < df.height:
+                kept += item.stages
+            else:
+                plain += [pl.lit(None, dtype=dtype).alias(name) for name, dtype in item.outputs]
+        return apply_stages_skipping(df.lazy(), [plain, *kept, *stages[k + 1 :]])
+    return apply_stages(lf, stages)
 
 
 def parsed_refs(rule: ColumnRule, i: int) -> Parsed:

@@ -54,6 +54,7 @@ from chatpersona.clean.polars_engine import (
     REASON_CODES,
     _few_distinct,
     apply_stages,
+    apply_stages_skipping,
     column_exprs,
     duplicate_reason,
     merge_stages,
@@ -449,9 +450,6 @@ def _clean_streamed(
     originals = {c: f"__orig{j}" for j, c in enumerate(columns_in) if c in cast_names}
     prepare = [pl.col(c).alias(o) for c, o in originals.items()] + casts
 
-    def based(batch: pl.DataFrame) -> pl.LazyFrame:
-        return batch.lazy().with_columns(prepare) if prepare else batch.lazy()
-
     # Which columns are looked up by distinct value: labels and booleans always (their
     # counts are statistics), others when their leading rows repeat their values.
     head = sample.head(DEDUP_SAMPLE).select(names)
@@ -615,8 +613,13 @@ def _clean_streamed(
         else []
     )
     row_stages: list[Any] = []
+    # Date columns parsed row by row: each parsed on its own first, so that a batch whose
+    # values all take the fast paths skips the format patterns (apply_stages_skipping).
+    own_parse: list[tuple[str, Any, list[str]]] = []
     exprs: list[pl.Expr] = []
-    index_exprs: list[pl.Expr] = []
+    # Per looked-up column: its name, the Enum of its non-null raw values, their number (the
+    # null raw value's row) and the helper columns of its table a row takes by that position.
+    lookups: list[tuple[str, pl.Enum, int, pl.DataFrame]] = []
     gathers: list[pl.Expr] = []
     out_map: dict[str, list[tuple[str, str]]] = {}
     tables: dict[int, pl.DataFrame] = {}
@@ -644,21 +647,16 @@ def _clean_streamed(
         out_map[rule.name] = outs_c
         if i not in parsed:
             if not (fitting and i in numeric):  # else parsed in pass 1
-                row_stages.append(s1)
+                if rule.kind in ("date", "datetime"):
+                    own_parse.append((rule.name, s1, [f"__p{i}", f"__m{i}"]))
+                else:
+                    row_stages.append(s1)
             else:
                 value_exprs[i] = next(x for x in e if x.meta.output_name() == f"__v{i}")
             exprs += e
             continue
         table = tables[i]
         present = table[rule.name].drop_nulls()
-        index_exprs.append(
-            pl.col(rule.name)
-            .cast(pl.Enum(present))
-            .to_physical()
-            .cast(pl.UInt32)
-            .fill_null(present.len())
-            .alias(f"__i{i}")
-        )
         # Per row only what the outputs and the accepted-row counts need; the other counts
         # come from the table and its value counts.
         wanted = {f"__v{i}", f"__c{i}", f"__o{i}", f"__n{i}", f"__s{i}"}
@@ -666,12 +664,10 @@ def _clean_streamed(
             wanted.add(f"__r{i}")
         if rule.on_invalid == "error":
             wanted.add(f"__x{i}")
-        for x in e:
-            h = x.meta.output_name()
-            if h in wanted:
-                gathers.append(pl.lit(table[h]).gather(pl.col(f"__i{i}")).alias(h))
-            elif h == f"__r{i}":
-                gathers.append(pl.lit(None, dtype=pl.Int8).alias(h))
+        helpers = [h for h in (x.meta.output_name() for x in e) if h in wanted]
+        lookups.append((rule.name, pl.Enum(present), present.len(), table.select(helpers)))
+        if f"__r{i}" not in wanted:
+            gathers.append(pl.lit(None, dtype=pl.Int8).alias(f"__r{i}"))
     row_stage = merge_stages(row_stages) if row_stages else []
     idx = range(len(rules))
     final = [
@@ -736,10 +732,21 @@ def _clean_streamed(
         if numbers is not None:
             part = numbers.slice(offset, batch.height)
             batch = batch.hstack(part.with_columns(decoded).get_columns())
-        lf = based(batch).with_row_index("_row", offset=offset + 1)
+        if prepare:
+            batch = batch.with_columns(prepare)
+        # A looked-up column's cleaned values by the position of its raw value in the table:
+        # one cast and one gather per column, run directly (in the lazy query they were ~80
+        # expressions for Polars to plan again for every batch).
+        found: list[pl.Series] = []
+        for name, values, n_present, helpers in lookups:
+            at = batch.get_column(name).cast(values).to_physical().cast(pl.UInt32)
+            found += helpers.gather(at.fill_null(n_present)).get_columns()
+        for name, stages, outs in own_parse:
+            column = batch.select(name).lazy()
+            found += apply_stages_skipping(column, stages).select(outs).collect().get_columns()
+        batch = batch.hstack(found)
+        lf = batch.lazy().with_row_index("_row", offset=offset + 1)
         lf = apply_stages(lf, row_stage) if row_stage else lf
-        if index_exprs:
-            lf = lf.with_columns(index_exprs)
         lf = lf.with_columns(exprs + gathers).with_columns(final)
         return (lf.select(kept) if kept else lf).collect(engine=BATCH_ENGINE)
 
