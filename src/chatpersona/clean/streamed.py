@@ -484,35 +484,41 @@ def _clean_streamed(
     codes = [pl.col(f"__k{i}").cast(pl.Categorical) for i in numeric if f"__k{i}" in outs]
 
     def numeric_parse(lf: pl.LazyFrame) -> tuple[list[pl.LazyFrame], list[pl.LazyFrame]]:
-        """The parsed numeric columns (kept in row order for the statistics and pass 2), and
-        the counts of each repeating column's parsed values (its order statistics)."""
+        """The parsed per-row numeric columns, and per repeating column its distinct non-null
+        raw values parsed, with their counts (``name``, ``__len``, outputs)."""
         parts: list[pl.LazyFrame] = []
-        tallied: list[pl.LazyFrame] = []
         if per_row:
             rowwise = [o for i in per_row for o in outs_of(i)]
             parts.append(
                 apply_stages(lf.select([rules[i].name for i in per_row]), stages).select(rowwise)
             )
-        for i in sorted(repeating):
-            name = rules[i].name
-            distinct = lf.group_by(name).agg(pl.len().alias("__len")).drop_nulls(name)
-            table = apply_stages(distinct, parse_stage(rules[i], i, mv)).select(
-                name, "__len", *outs_of(i)
-            )
-            parts.append(
-                lf.select(name)
-                .join(table.drop("__len"), on=name, how="left", maintain_order="left")
-                # a null raw value has no partner: it is missing, with a null value and code
-                .with_columns(pl.col(f"__m{i}").fill_null(True))
-                .select(outs_of(i))
-            )
-            tallied.append(
-                table.select(pl.col(f"__p{i}").cast(pl.Float64).alias("value"), pl.col("__len"))
-                .drop_nulls("value")
-                .group_by("value")
-                .agg(pl.col("__len").sum().cast(pl.Int64).alias("n"))
-            )
-        return parts, tallied
+        tables = [
+            apply_stages(
+                lf.group_by(rules[i].name).agg(pl.len().alias("__len")).drop_nulls(rules[i].name),
+                parse_stage(rules[i], i, mv),
+            ).select(rules[i].name, "__len", *outs_of(i))
+            for i in sorted(repeating)
+        ]
+        return parts, tables
+
+    def by_value(batch: pl.DataFrame, i: int, table: pl.DataFrame) -> list[pl.Series]:
+        """A repeating column's parsed outputs in row order: each row takes its value's row
+        of ``table`` (one cast and one gather, cheaper than a join); a null raw value has no
+        row there: it is missing, with a null value and code."""
+        name = rules[i].name
+        at = batch.get_column(name).cast(pl.Enum(table.get_column(name))).to_physical()
+        found = [table.get_column(o).gather(at) for o in outs_of(i)]
+        found[1] = found[1].fill_null(True)  # __m
+        return found
+
+    def order_counts(i: int, table: pl.DataFrame) -> pl.DataFrame:
+        """The counts of a repeating column's parsed values (its order statistics)."""
+        return (
+            table.select(pl.col(f"__p{i}").cast(pl.Float64).alias("value"), pl.col("__len"))
+            .drop_nulls("value")
+            .group_by("value")
+            .agg(pl.col("__len").sum().cast(pl.Int64).alias("n"))
+        )
 
     n_rows = 0
     value_counts: dict[int, list[pl.DataFrame]] = {i: [] for i in lookup}
@@ -539,26 +545,33 @@ def _clean_streamed(
         item: tuple[int, pl.DataFrame],
     ) -> tuple[int, list[pl.DataFrame], pl.DataFrame | None, list[pl.DataFrame]]:
         batch = item[1]
-        lf = batch.lazy().with_columns(fit_casts) if fit_casts else batch.lazy()
+        batch = batch.with_columns(fit_casts) if fit_casts else batch
+        lf = batch.lazy()
         queries = [lf.group_by(rules[i].name).agg(pl.len().alias("__len")) for i in lookup]
         n_lookup = len(queries)
-        n_tallied = 0
+        n_tables = 0
         if fitting and numeric:
-            parsing, tallied = numeric_parse(lf)
-            queries += parsing + tallied
-            n_tallied = len(tallied)
+            parsing, distinct = numeric_parse(lf)
+            queries += parsing + distinct
+            n_tables = len(distinct)
         results = _collect(queries, source)
         part = None
         counts: list[pl.DataFrame] = []
         if fitting and numeric:
-            part = pl.concat(results[n_lookup : len(results) - n_tallied], how="horizontal")
-            part = part.select(outs)
+            tables = results[len(results) - n_tables :]
+            columns = [c for r in results[n_lookup : len(results) - n_tables] for c in r]
+            try:
+                for i, table in zip(sorted(repeating), tables, strict=True):
+                    columns += by_value(batch, i, table)
+            except pl.exceptions.PolarsError as exc:
+                raise _unreadable(source, exc) from exc
+            part = pl.DataFrame(columns).select(outs)
             counts.append(part.select(tally))
             counts += [
                 part.get_column(f"__k{i}").drop_nulls().alias("value").value_counts(name="n")
                 for i in currency
             ]
-            counts += results[len(results) - n_tallied :]
+            counts += [order_counts(i, t) for i, t in zip(sorted(repeating), tables, strict=True)]
             part = part.with_columns(codes) if codes else part
         return batch.height, results[:n_lookup], part, counts
 
