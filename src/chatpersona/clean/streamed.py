@@ -365,15 +365,9 @@ class _Outputs:
     """Batch writers of one run, written on a background thread in submission order and
     moved into place together only when every step succeeded."""
 
-    # Small parts (a batch's quarantined rows) are gathered up to this many rows before they
-    # are written: a Parquet write has a fixed cost per call (a row group of every column;
-    # 27 writes of 1,000 rows cost twice one of 27,000).
-    GATHER_ROWS = 65_536
-
     def __init__(self) -> None:
         self.writers: list[BatchWriter] = []
         self.queue: BackgroundWriter[pl.DataFrame] = BackgroundWriter(BatchWriter.write, depth=1)
-        self.held: dict[BatchWriter, list[pl.DataFrame]] = {}
 
     def new(self, path: Path) -> BatchWriter:
         w = BatchWriter(path)
@@ -386,20 +380,6 @@ class _Outputs:
         if df.height or first:
             self.queue.submit(w, df)
 
-    def gather(self, w: BatchWriter, df: pl.DataFrame) -> None:
-        """Append ``df`` to ``w`` once :attr:`GATHER_ROWS` rows are held (or at the end)."""
-        if not df.height:
-            return
-        held = self.held.setdefault(w, [])
-        held.append(df)
-        if sum(p.height for p in held) >= self.GATHER_ROWS:
-            self._flush(w)
-
-    def _flush(self, w: BatchWriter) -> None:
-        held = self.held.pop(w, [])
-        if held:
-            self.queue.submit(w, held[0] if len(held) == 1 else pl.concat(held))
-
     def sink(self, frames: Iterator[pl.DataFrame], schema: pl.Schema, path: Path) -> BatchWriter:
         """Write every frame of ``frames`` to ``path`` (at least its schema)."""
         w = self.new(path)
@@ -409,15 +389,12 @@ class _Outputs:
         return w
 
     def commit(self) -> None:
-        for w in list(self.held):
-            self._flush(w)
         self.queue.finish()
         for w in self.writers:
             w.commit()
         self.writers = []
 
     def abort(self) -> None:
-        self.held = {}
         with contextlib.suppress(Exception):  # the run is failing already
             self.queue.finish()
         for w in self.writers:
@@ -840,7 +817,7 @@ def _clean_streamed(
             for q_part, cand, agg, mask, counts in ordered_map(
                 clean_batch, batches, workers=PASS2_WORKERS
             ):
-                outputs.gather(q_out, q_part)
+                outputs.write(q_out, q_part, False)
                 parts.append(agg)
                 if mask is not None:
                     accepted_masks.append(mask)

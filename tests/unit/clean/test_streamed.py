@@ -173,8 +173,6 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(streamed, "CSV_CHUNK_BYTES", 4096)
     monkeypatch.setattr(streamed, "FIT_CHUNK_BYTES", 3 * 4096)  # pass 1: three ranges a batch
     monkeypatch.setattr(streamed, "PARQUET_BATCH_ROWS", 257)
-    # Quarantined rows gathered a few at a time: written at the threshold and at the end.
-    monkeypatch.setattr(streamed._Outputs, "GATHER_ROWS", 7)
 
 
 @pytest.mark.parametrize("duplicates", DUPLICATES)
