@@ -137,36 +137,30 @@ def _currency(s: pl.Expr, default: str | None, tag: str) -> tuple[pl.Expr, pl.Ex
         tv.str.extract(r"[A-Za-z]{3}|" + _SYM, 0).alias(f"{tag}_sym"),
     ]
     num = pl.col(f"{tag}_num")
-    has_dot = num.str.contains(".", literal=True)
-    has_comma = num.str.contains(",", literal=True)
-    # The decimal mark: with both marks the last one; a single comma followed by one or two
-    # digits; otherwise separators group thousands.
-    comma_last = pl.when(has_dot & has_comma).then(num).str.contains(r",[0-9]+$")
-    comma_dec = pl.when(has_comma & ~has_dot).then(num).str.contains(r"^[0-9]+,[0-9]{1,2}$")
+    # The separators: with both marks the last one is the decimal mark; a single comma followed
+    # by one or two digits is one; otherwise they group thousands. The number starts and ends
+    # with a digit, so once the grouping marks are gone it is valid exactly when at most one
+    # "." is left, which is when the float parse succeeds (no pattern check needed).
     stage_b = [
-        pl.any_horizontal(comma_last.fill_null(False), comma_dec.fill_null(False)).alias(
-            f"{tag}_dec"
-        ),
-        (has_dot & ~has_comma).alias(f"{tag}_dot"),
+        num.str.count_matches(".", literal=True).alias(f"{tag}_nd"),
+        num.str.count_matches(",", literal=True).alias(f"{tag}_nc"),
     ]
-    dec, dot = pl.col(f"{tag}_dec"), pl.col(f"{tag}_dot")
-    multi_dot = pl.when(dot).then(num).str.count_matches(".", literal=True) > 1
-    multi_dot = multi_dot.fill_null(False)
+    nd, nc = pl.col(f"{tag}_nd"), pl.col(f"{tag}_nc")
+    both = (nd > 0) & (nc > 0)
+    comma_last = pl.when(both).then(num).str.contains(r",[0-9]+$")
+    one_comma = (nd == 0) & (nc == 1)
+    digits_after = num.str.len_bytes() - pl.when(one_comma).then(num).str.find(",", literal=True)
     stage_c = [
-        pl.coalesce(
-            pl.when(dec)
-            .then(num)
-            .str.replace_all(".", "", literal=True)
-            .str.replace_all(",", ".", literal=True),
-            pl.when(~dec & multi_dot).then(num).str.replace_all(".", "", literal=True),
-            pl.when(~dec & ~multi_dot).then(num).str.replace_all(",", "", literal=True),
-        ).alias(f"{tag}_fixed")
+        (comma_last.fill_null(False) | (digits_after <= 3).fill_null(False)).alias(f"{tag}_dec")
     ]
-    fx = pl.col(f"{tag}_fixed")
-    raw_amount = pl.when(fx.str.contains(r"^[0-9]+(?:\.[0-9]+)?$")).then(
-        fx.cast(pl.Float64, strict=False)
+    dec = pl.col(f"{tag}_dec")
+    fixed = pl.coalesce(
+        pl.when(dec).then(num).str.replace_many([".", ","], ["", "."]),
+        pl.when(~dec & (nc > 0)).then(num).str.replace_all(",", "", literal=True),
+        pl.when(~dec & (nc == 0) & (nd > 1)).then(num).str.replace_all(".", "", literal=True),
+        num,
     )
-    stage_d = [raw_amount.alias(f"{tag}_amt")]
+    stage_d = [fixed.cast(pl.Float64, strict=False).alias(f"{tag}_amt")]
     amt = pl.col(f"{tag}_amt")
     finite = pl.when(amt.is_finite()).then(amt)
     amount = pl.when(pl.col(f"{tag}_neg")).then(-finite).otherwise(finite)
