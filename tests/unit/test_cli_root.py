@@ -133,3 +133,18 @@ def test_a_quiet_clean_loads_no_terminal_library(tmp_path: Path) -> None:
     assert (tmp_path / "o.csv").is_file()
     failed = _command("clean", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o2.csv"), "-q")
     assert failed.returncode == 2 and "file_not_found" in failed.stderr
+
+
+def test_the_clean_modules_leave_numpy_and_pyarrow_to_a_background_import() -> None:
+    """Importing the cleaning stage loads neither numpy nor pyarrow: a streamed clean
+    imports them on a thread beside its first pass (they are first needed after it)."""
+    code = (
+        "import sys\n"
+        "import chatpersona.cli.clean_cmd, chatpersona.clean.runner, chatpersona.clean.streamed\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'pyarrow'}))\n"
+        "from chatpersona.clean import streamed\n"
+        "streamed._import_later_needs()\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'pyarrow'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "['numpy', 'pyarrow']"]

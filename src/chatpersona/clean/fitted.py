@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
 from chatpersona.clean.formats import (
@@ -38,6 +37,9 @@ from chatpersona.clean.polars_engine import (
     parse_frame,
 )
 from chatpersona.exceptions import DataError, InputError, NotFittedError, PlanError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["CleanResult", "FittedPlan", "RecordResult", "to_polars"]
 
@@ -93,7 +95,7 @@ def _json_value(v: Any) -> Any:
         return v.isoformat()
     if isinstance(v, float) and not math.isfinite(v):
         return None
-    if isinstance(v, np.generic):
+    if hasattr(v, "item") and type(v).__module__ == "numpy":  # a numpy scalar
         return v.item()
     return v
 
@@ -138,6 +140,8 @@ def order_stats(values: np.ndarray, counts: np.ndarray) -> tuple[float, float, f
     times, from the counts alone: the order statistics numpy would pick are looked up, and
     numpy's own median and interpolation are applied to them, so the floats are the same.
     ``values`` finite, in any order; ``counts`` positive."""
+    import numpy as np
+
     order = np.argsort(values, kind="stable")
     values = np.asarray(values, dtype=np.float64)[order]
     counts = np.asarray(counts, dtype=np.int64)[order]
@@ -331,6 +335,8 @@ class FittedPlan:
         """Mean, deviations, quartiles, bounds of ``values``; ``counted``: its distinct values
         and their counts, from which the order statistics are taken when they are finite and
         account for every value (the same floats as numpy's partitions of the values)."""
+        import numpy as np  # imported on first use: the clean command loads it beside pass 1
+
         arr = values.cast(pl.Float64).to_numpy()
         st: dict[str, Any] = {}
         if arr.size == 0:

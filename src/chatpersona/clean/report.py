@@ -8,7 +8,6 @@ import json
 import math
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 __all__ = ["build_report", "render_html"]
@@ -34,6 +33,8 @@ def _label_map(raw: pl.Series, value: pl.Series, missing: pl.Series) -> list[dic
 def _histogram(values: pl.Series, counts: pl.Series | None = None) -> dict[str, Any] | None:
     """numpy's 20-bin histogram of the finite ``values``; with ``counts``, of each value
     repeated that many times (the same edges and counts, computed on the distinct values)."""
+    import numpy as np  # the clean command imports numpy beside its first pass
+
     present = values.is_not_null()
     arr = values.filter(present).cast(pl.Float64).to_numpy()
     finite = np.isfinite(arr)

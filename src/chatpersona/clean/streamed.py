@@ -36,12 +36,12 @@ import bisect
 import contextlib
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
 import polars as pl
 
 from chatpersona.clean._pipeline import BackgroundWriter, ReadAhead, ordered_map, read_ahead
@@ -63,6 +63,9 @@ from chatpersona.clean.polars_engine import (
 )
 from chatpersona.clean.report import MAX_LABELS, _histogram
 from chatpersona.exceptions import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["ENGINE", "SAMPLE_ROWS", "clean_streamed", "read_sample", "scan_table"]
 
@@ -436,6 +439,10 @@ def _clean_streamed(
     spool_dir: Path,
     stack: contextlib.ExitStack,
 ) -> tuple[dict[str, Any], FittedPlan]:
+    # numpy (the fit's statistics, the histograms) and pyarrow (the Parquet writer, the
+    # spool's memory maps) are first needed after pass 1; imported now beside it, while the
+    # main thread waits on Polars, rather than on the way from one pass to the other.
+    threading.Thread(target=_import_later_needs, name="chatpersona-imports", daemon=True).start()
     src = str(source)
     checker = fitted if fitted is not None else FittedPlan(plan)
     checker._check_columns(sample, src)
@@ -881,6 +888,8 @@ def _clean_streamed(
             outputs.sink(kept_rows(), out_schema, paths.output)
             acc = _combine(acc_parts)
             if value_exprs and numbers is not None:
+                import numpy as np
+
                 kept_mask = np.zeros(n_rows, dtype=bool)
                 for r in kept_rows_seen:
                     kept_mask[r.to_numpy().astype(np.int64) - 1] = True
@@ -894,6 +903,12 @@ def _clean_streamed(
         _patch_counts(fitted, rules, sums)
     report = _report(fitted, rules, sums, acc, tables, dup_reasons)
     return report, fitted
+
+
+def _import_later_needs() -> None:
+    with contextlib.suppress(ImportError):
+        import numpy  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
 
 
 def _collect(queries: list[pl.LazyFrame], source: Path) -> list[pl.DataFrame]:
