@@ -95,8 +95,11 @@ def _json_value(v: Any) -> Any:
         return v.isoformat()
     if isinstance(v, float) and not math.isfinite(v):
         return None
-    if hasattr(v, "item") and type(v).__module__ == "numpy":  # a numpy scalar
-        return v.item()
+    if type(v).__module__ == "numpy":  # only statistics computed by numpy can be numpy's
+        import numpy as np
+
+        if isinstance(v, np.generic):
+            return v.item()
     return v
 
 

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final
 import polars as pl
 
 from chatpersona.clean._pipeline import BackgroundWriter, ReadAhead, ordered_map, read_ahead
-from chatpersona.clean.fitted import FittedPlan, _decode
+from chatpersona.clean.fitted import FittedPlan, _decode, _merge_counts
 from chatpersona.clean.io import BatchWriter, table_format
 from chatpersona.clean.plan import NUMERIC_KINDS, CleaningPlan
 from chatpersona.clean.polars_engine import (
@@ -840,7 +840,7 @@ def _clean_streamed(
                 mask = pl.concat(accepted_masks)
                 sums |= _histogram_values(numbers, decoded, spool_hist, mask)
             for i, vcs in hist_counts.items():
-                vc = pl.concat(vcs).group_by("value").agg(pl.col("n").sum())
+                vc = _merge_counts(vcs)
                 sums[f"hist{i}"] = _Histogram(_histogram(vc["value"], vc["n"]))
             _check_errors(rules, sums, scan, source)
             acc = sums
@@ -990,7 +990,7 @@ def _fit(
 
     def tally_of(parts: list[pl.DataFrame]) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
         def load() -> tuple[np.ndarray, np.ndarray]:
-            total = pl.concat(parts).group_by("value").agg(pl.col("n").sum())
+            total = _merge_counts(parts)
             return total["value"].to_numpy(), total["n"].to_numpy()
 
         return load
