@@ -685,7 +685,16 @@ def _clean_streamed(
         if rule.on_invalid == "error":
             wanted.add(f"__x{i}")
         helpers = [h for h in (x.meta.output_name() for x in e) if h in wanted]
-        lookups.append((rule.name, pl.Enum(present), present.len(), table.select(helpers)))
+        # The two flags packed in one byte: one integer gather (a boolean gather costs about
+        # as much again per column), unpacked in the batch's query.
+        n, s, b = f"__n{i}", f"__s{i}", f"__b{i}"
+        packed = (
+            pl.col(n).fill_null(False).cast(pl.UInt8)
+            | (pl.col(s).fill_null(False).cast(pl.UInt8) * 2)
+        ).alias(b)
+        helpers = [h for h in helpers if h not in (n, s)]
+        gathers += [((pl.col(b) & 1) > 0).alias(n), ((pl.col(b) & 2) > 0).alias(s)]
+        lookups.append((rule.name, pl.Enum(present), present.len(), table.select(*helpers, packed)))
         if f"__r{i}" not in wanted:
             gathers.append(pl.lit(None, dtype=pl.Int8).alias(f"__r{i}"))
     row_stage = merge_stages(row_stages) if row_stages else []

@@ -47,6 +47,49 @@ def test_plain_types_are_written_as_views_without_the_arrow_schema(tmp_path: Pat
     assert b"ARROW:schema" not in meta  # standard Parquet types only
 
 
+def _dictionary_columns(path: Path) -> set[str]:
+    meta = pq.read_metadata(path)
+    cols = (meta.row_group(0).column(k) for k in range(meta.num_columns))
+    return {c.path_in_schema for c in cols if "RLE_DICTIONARY" in c.encodings}
+
+
+def test_mostly_distinct_text_is_written_plain_and_repeating_text_as_a_dictionary(
+    tmp_path: Path,
+) -> None:
+    n = 1000
+    df = pl.DataFrame(
+        {
+            "id": [f"user-{k:06d}" for k in range(n)],
+            "label": [["north", "south", None][k % 3] for k in range(n)],
+            "flag": [k % 2 == 0 for k in range(n)],
+        }
+    )
+    path = tmp_path / "d.parquet"
+    w = BatchWriter(path)
+    w.write(df.head(0))  # the schema first, as the clean writes it: decided on real rows
+    w.write(df)
+    w.write(df.with_columns(pl.col("id") + "-b"))
+    w.commit()
+    assert _dictionary_columns(path) == {"label"}  # (Parquet booleans are bit-packed)
+    assert pl.read_parquet(path).equals(pl.concat([df, df.with_columns(pl.col("id") + "-b")]))
+
+
+def test_an_output_that_gets_no_rows_is_written_with_its_schema(tmp_path: Path) -> None:
+    df = _frame()
+    w = BatchWriter(tmp_path / "e.parquet")
+    w.write(df.head(0))
+    w.commit()
+    back = pl.read_parquet(tmp_path / "e.parquet")
+    assert back.height == 0 and back.schema == df.schema
+
+
+def test_an_aborted_writer_leaves_nothing_even_before_its_first_rows(tmp_path: Path) -> None:
+    w = BatchWriter(tmp_path / "a.parquet")
+    w.write(_frame().head(0))
+    w.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "extra",
     [
