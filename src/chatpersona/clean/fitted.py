@@ -45,6 +45,7 @@ __all__ = ["CleanResult", "FittedPlan", "RecordResult", "to_polars"]
 
 TEXT_KINDS = ("id", "categorical", "text")
 MEMO_SIZE = 32768  # per column: bounded memory in a long-running worker
+MAX_KEY_ORDERS = 64  # compiled record functions per fitted plan (one per key order seen)
 
 
 @dataclass
@@ -441,6 +442,19 @@ class FittedPlan:
             for name, c in self._cleaners.items()
         }
         self._keep = self.plan.unplanned == "keep"
+        # Per key order of the incoming records: the specialized record function.
+        self._by_order: dict[tuple[Any, ...], Callable[[dict[str, Any]], RecordResult]] = {}
+
+    def _record_function(self, keys: tuple[Any, ...]) -> Callable[[dict[str, Any]], RecordResult]:
+        """The record function for rows with exactly these keys in this order, compiled once
+        and cached (at most MAX_KEY_ORDERS of them; beyond, the generic loop)."""
+        if len(self._by_order) >= MAX_KEY_ORDERS:
+            return self._transform_record_generic
+        fn = _compile_record(keys, self._cleaners, self._entries, self._keep)
+        if fn is None:
+            fn = self._transform_record_generic
+        self._by_order[keys] = fn
+        return fn
 
     # ------------------------------------------------------------ one record
     def transform_record(self, row: dict[str, Any]) -> RecordResult:
@@ -453,6 +467,18 @@ class FittedPlan:
         InputError
             For a value that cannot be parsed under a rule with ``on_invalid: error``.
         """
+        by_order = getattr(self, "_by_order", None)
+        if by_order is None:
+            raise NotFittedError("FittedPlan")
+        keys = tuple(row)
+        fn = by_order.get(keys)
+        if fn is None:
+            fn = self._record_function(keys)
+        return fn(row)
+
+    def _transform_record_generic(self, row: dict[str, Any]) -> RecordResult:
+        """``transform_record`` for any record: one loop over its keys (the compiled record
+        functions must give exactly its results)."""
         entries = getattr(self, "_entries", None)
         if entries is None:
             raise NotFittedError("FittedPlan")
@@ -583,6 +609,103 @@ class FittedPlan:
         return isinstance(other, FittedPlan) and self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _can_quarantine(c: _ColumnCleaner) -> bool:
+    """Whether the column's rule can give a record a quarantine reason (else no check)."""
+    return (
+        c.quarantine_missing
+        or (c.invalid_reason is not None and c.on_invalid == "quarantine")
+        or (c.bounds is not None and c.out_action == "quarantine")
+    )
+
+
+def _compile_record(
+    keys: tuple[Any, ...],
+    cleaners: dict[str, _ColumnCleaner],
+    entries: dict[str, tuple[Any, ...]],
+    keep: bool,
+) -> Callable[[dict[str, Any]], RecordResult] | None:
+    """A record function for rows with exactly ``keys`` in this order, or None when the keys
+    are unusual (not all str, or an extra column's name clashes with another key).
+
+    Generated Python source: the loop over the columns unrolled, each column's memo, parser
+    and constants bound as globals, the values unpacked in one step, reason checks only for
+    columns whose rule can quarantine, in plan order (the reason of the lowest plan order
+    wins), after every value is cleaned (as the loop does: memos fill, errors raise alike).
+    """
+    if any(k.__class__ is not str for k in keys):
+        return None
+    names: list[str] = []  # every output key, to detect clashes
+    ns: dict[str, Any] = {"S": str, "L": MEMO_SIZE, "len": len, "R": RecordResult}
+    body: list[str] = []
+    items: list[str] = []  # the output dict display, in output order
+    present = set(keys)
+    for i, key in enumerate(keys):
+        entry = entries.get(key)
+        if entry is None:
+            if keep:
+                names.append(key)
+                items.append(f"{key!r}: v{i}")
+            continue
+        memo, fast, cleaner, _order, none_hit = entry
+        ns[f"f{i}"], ns[f"c{i}"], ns[f"n{i}"] = fast, cleaner._clean, none_hit
+        if memo is None:
+            lookup = [f"    h{i} = f{i}(v{i})"]
+        else:
+            ns[f"m{i}"] = memo
+            lookup = [
+                f"    h{i} = m{i}.get(v{i})",
+                f"    if h{i} is None:",
+                f"      h{i} = f{i}(v{i})",
+                f"      if len(m{i}) < L: m{i}[v{i}] = h{i}",
+            ]
+        body += [
+            f"  if v{i}.__class__ is S:",
+            *lookup,
+            f"  elif v{i} is None: h{i} = n{i}",
+            f"  else: h{i} = c{i}(v{i})",
+        ]
+        names.append(key)
+        items.append(f"{key!r}: h{i}[0]")
+        extra = [n for n in (cleaner.code_name, cleaner.flag_name) if n is not None]
+        if extra:  # then every result of the column carries these extras, in this order
+            names += extra
+            items += [f"{n!r}: h{i}[1][{n!r}]" for n in extra]
+    checks: list[str] = []
+    for j, (key, (_memo, _fast, cleaner, _order, none_hit)) in enumerate(entries.items()):
+        if key in present:
+            if _can_quarantine(cleaner):
+                i = keys.index(key)
+                checks += [f"  if h{i}[2] is not None: return R(False, None, h{i}[2], {key!r})"]
+            continue
+        # Absent from the record: missing, with a result known now.
+        value, extras, why = none_hit
+        ns[f"a{j}"] = value
+        names.append(key)
+        items.append(f"{key!r}: a{j}")
+        for n, x in (extras or {}).items():
+            ns[f"a{j}_{len(names)}"] = x
+            names.append(n)
+            items.append(f"{n!r}: a{j}_{len(names) - 1}")
+        if why is not None:
+            checks += [f"  return R(False, None, {why!r}, {key!r})"]
+            break
+    if len(set(names)) != len(names):
+        return None
+    values = "".join(f"v{i}, " for i in range(len(keys)))
+    source = "\n".join(
+        [
+            "def record(row):",
+            f"  {values}= row.values()" if keys else "  pass",
+            *body,
+            *checks,
+            "  return R(True, {" + ", ".join(items) + "})",
+        ]
+    )
+    exec(compile(source, "<chatpersona record function>", "exec"), ns)
+    fn: Callable[[dict[str, Any]], RecordResult] = ns["record"]
+    return fn
 
 
 class _ColumnCleaner:
