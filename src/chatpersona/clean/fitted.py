@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from chatpersona.clean.formats import (
-    _FAST_ISO,
+    _FAST_ISO_SHAPE,
     UTC_ZONE,
     WS,
     normalize_text,
@@ -824,8 +824,8 @@ class _ColumnCleaner:
 
             return currency
         dayfirst, unit = rule.dayfirst, rule.epoch_unit
-        iso = _FAST_ISO.match
-        from_iso = datetime.fromisoformat
+        iso = _FAST_ISO_SHAPE.fullmatch
+        from_iso, combine = datetime.fromisoformat, datetime.combine
         if kind == "date":
 
             def to_date(s: str) -> date | None:
@@ -835,15 +835,20 @@ class _ColumnCleaner:
             return to_date
 
         def to_datetime(s: str) -> datetime | None:
-            # Fixed-width ISO (the "iso" shape without offset or fraction): the C parser gives
-            # the same datetime; a date or time out of range raises, as in parse_datetime.
+            # Fixed-width ISO (the "iso" shape without offset or fraction, 'Z' or none): the
+            # C parser gives the same fields; a date or time out of range raises, as in
+            # parse_datetime. combine() attaches the zone: 3-4x cheaper than replace().
             if iso(s) is not None:
                 try:
-                    return from_iso(s[:19]).replace(tzinfo=UTC_ZONE)
+                    dt = from_iso(s)
                 except ValueError:
                     return None
-            dt = parse_datetime(s, dayfirst, unit)
-            return None if dt is None else dt.replace(tzinfo=UTC_ZONE)
+            else:
+                parsed = parse_datetime(s, dayfirst, unit)
+                if parsed is None:
+                    return None
+                dt = parsed
+            return combine(dt, dt.time(), UTC_ZONE)
 
         return to_datetime
 

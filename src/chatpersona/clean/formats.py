@@ -103,8 +103,23 @@ _EPOCH0 = datetime(1970, 1, 1, tzinfo=UTC)
 _COMMA_LAST = re.compile(r",[0-9]+$")
 _COMMA_DECIMAL = re.compile(r"^[0-9]+,[0-9]{1,2}$")
 _PLAIN_AMOUNT = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+# The common currency shapes, a subset of CURRENCY_RE (no sign, at most one space beside a
+# symbol, a decimal mark and one or two decimals) whose amount the separator rules read as
+# the digits before the decimal mark, without the marks that group them, then the decimals:
+# plain digits with '.' or ',' (a lone comma with one or two digits is decimal); ','
+# grouping with '.'; '.' grouping with ','. At most 15 digits: the float is always finite.
+_FAST_CURRENCY = re.compile(
+    r"(?:(" + _SYM + r"|[A-Za-z]{3}) ?)?"
+    r"(?:([0-9]{1,15})[.,]|([0-9]{1,3}(?:,[0-9]{3}){1,4})\.|([0-9]{1,3}(?:\.[0-9]{3}){1,4}),)"
+    r"([0-9]{1,2})"
+    r"(?: ?(" + _SYM + r"|[A-Za-z]{3}))?\Z"
+)
 _FAST_ISO = re.compile(
     r"([1-9][0-9]{3})-([0-9]{2})-([0-9]{2})(?:[T ]([0-9]{2}):([0-5][0-9]):([0-5][0-9])Z?)?\Z"
+)
+# The same shape without groups, for a full match (where only the shape is tested).
+_FAST_ISO_SHAPE = re.compile(
+    r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-5][0-9]:[0-5][0-9]Z?)?"
 )
 
 
@@ -128,7 +143,8 @@ def normalize_text(
 def parse_number(text: str) -> float | None:
     """A finite float from a plain number string (``12``, ``-3.5``, ``1e3``), else None."""
     s = text.strip(WS)
-    if not _NUMBER.match(s):
+    # ASCII digits with at most one '.' are in the grammar: the regex is only needed otherwise.
+    if not (s.isascii() and s.replace(".", "", 1).isdigit()) and not _NUMBER.match(s):
         return None
     x = float(s)
     return x if math.isfinite(x) else None
@@ -171,6 +187,13 @@ def parse_currency(text: str, default_currency: str | None) -> tuple[float, str 
     Separators: when both ``.`` and ``,`` occur the last one is the decimal mark; a single
     ``,`` followed by one or two digits is a decimal comma; otherwise they group thousands.
     """
+    m = _FAST_CURRENCY.match(text)
+    if m is not None:  # a common shape: its amount without the general steps
+        pre, plain, by_comma, by_dot, frac, post = m.groups()
+        whole = plain or (by_comma.replace(",", "") if by_comma else by_dot.replace(".", ""))
+        sym = pre or post
+        code = default_currency if sym is None else CURRENCY_SYMBOLS.get(sym) or sym.upper()
+        return float(f"{whole}.{frac}"), code
     m = _CURRENCY.match(text.strip(WS))
     if m is None:
         return None

@@ -1,20 +1,25 @@
 """The compiled one-record path (a function per key order) gives exactly the results of the
-generic loop."""
+generic loop, and the miss-path parsers' shortcuts accept and reject exactly what the general
+grammar does."""
 
 from __future__ import annotations
 
+import itertools
+import math
+import re
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.unit.clean.conftest import MESSY_PLAN, messy_base
-from tests.unit.clean.test_parity import COLUMNS, FITTED, _row
+from tests.unit.clean.test_parity import COLUMNS, FITTED, _moments, _money, _row
 
-from chatpersona.clean import CleaningPlan, FittedPlan
+from chatpersona.clean import CleaningPlan, FittedPlan, formats
 from chatpersona.clean import fitted as fitted_module
+from chatpersona.clean.formats import UTC_ZONE, WS, parse_datetime
 from chatpersona.exceptions import InputError
 
 # The same plan with every other branch the compiled code specializes on: unplanned keys
@@ -132,3 +137,103 @@ def test_the_compiled_path_raises_for_on_invalid_error() -> None:
     with pytest.raises(InputError, match="Cannot parse a integer value") as info:
         COMPILED["strict"].transform_record(row)
     assert info.value.to_dict()["column"] == "age"
+
+
+# ---------------------------------------------------------------- miss-path parsers
+def _reference_number(text: str) -> float | None:
+    s = text.strip(WS)
+    if not re.match(formats.NUMBER_RE, s):
+        return None
+    x = float(s)
+    return x if math.isfinite(x) else None
+
+
+def _reference_currency(text: str, default: str | None) -> Any:
+    """parse_currency without its fast path: the general regex and separator rules."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(formats, "_FAST_CURRENCY", re.compile(r"(?!)"))
+        return formats.parse_currency.__wrapped__(text, default)
+
+
+def _reference_datetime(text: str) -> datetime | None:
+    rule = STRICT.plan.columns["seen_at"]
+    dt = parse_datetime(text, rule.dayfirst, rule.epoch_unit)
+    return None if dt is None else dt.replace(tzinfo=UTC_ZONE)
+
+
+_CURRENCY_PRE = ["", "$", "$ ", "$  ", "USD ", "usd", "Us1 ", "€", "-$", "$-", " ", "abcd "]
+_CURRENCY_POST = ["", " €", "€", " eur", "  €", " ", "-", " usd ", "x"]
+
+
+def test_currency_shortcut_equals_the_general_rules_on_every_short_amount() -> None:
+    parse = formats.parse_currency.__wrapped__
+    for n in range(1, 5):
+        for chars in itertools.product("019.,", repeat=n):
+            for pre, post in itertools.product(_CURRENCY_PRE, _CURRENCY_POST):
+                s = pre + "".join(chars) + post
+                assert parse(s, "USD") == _reference_currency(s, "USD"), s
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _money
+    | st.text(alphabet="0123456789.,$€ USDeur-", max_size=30)
+    | st.builds(lambda d: f"{d:,.2f}", st.floats(0, 1e20)),
+    st.sampled_from(["USD", None]),
+)
+def test_currency_shortcut_equals_the_general_rules(text: str, default: str | None) -> None:
+    assert formats.parse_currency.__wrapped__(text, default) == _reference_currency(text, default)
+
+
+def test_number_shortcut_equals_the_grammar_on_every_short_string() -> None:
+    for n in range(5):
+        for chars in itertools.product("09.e+- _\x1c²\xa0", repeat=n):
+            s = "".join(chars)
+            assert formats.parse_number(s) == _reference_number(s), repr(s)
+    for s in ["9" * 400, "9" * 400 + ".5", "." + "9" * 400, "1" * 309 + "."]:
+        assert formats.parse_number(s) == _reference_number(s)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789.eE+- \t_", max_size=20) | st.floats().map(repr))
+def test_number_shortcut_equals_the_grammar(text: str) -> None:
+    assert formats.parse_number(text) == _reference_number(text)
+
+
+def _iso_variants() -> list[str]:
+    base = "2024-02-29T08:09:50Z"
+    out = [base, base[:19], base[:10], base.replace("T", " "), base.lower(), " " + base]
+    out += [base + " ", base[:19] + "z", "0999" + base[4:], base.replace("29", "30", 1)]
+    for i, c in itertools.product(range(len(base)), "0159:-TZ .a"):
+        out.append(base[:i] + c + base[i + 1 :])
+    for hh, mm in itertools.product(["00", "23", "24", "29", "99"], ["00", "59", "60", "99"]):
+        out.append(f"2025-12-31T{hh}:{mm}:{mm}Z")
+    return out
+
+
+def _same_datetime(a: datetime | None, b: datetime | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (a, a.tzinfo, a.fold, a.utcoffset()) == (b, b.tzinfo, b.fold, b.utcoffset()) and (
+        a.tzinfo is b.tzinfo
+    )
+
+
+def test_datetime_shortcut_equals_the_general_parse_on_iso_variants() -> None:
+    to_datetime = STRICT._cleaners["seen_at"]._parse
+    for s in _iso_variants():
+        assert _same_datetime(to_datetime(s), _reference_datetime(s)), s
+
+
+@settings(max_examples=300, deadline=None)
+@given(_moments.filter(lambda m: m is not None) | st.datetimes().map(str))
+def test_datetime_shortcut_equals_the_general_parse(text: str) -> None:
+    to_datetime = STRICT._cleaners["seen_at"]._parse
+    assert _same_datetime(to_datetime(text), _reference_datetime(text)), text
+
+
+def test_a_parsed_datetime_is_in_the_utc_zone() -> None:
+    value = STRICT._cleaners["seen_at"]._parse("2024-03-05T10:00:00Z")
+    assert value == datetime(2024, 3, 5, 10, tzinfo=UTC_ZONE)
+    assert value.tzinfo is UTC_ZONE
+    assert STRICT._cleaners["signup"]._parse("2024-03-05") == date(2024, 3, 5)
