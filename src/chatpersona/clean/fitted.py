@@ -4,10 +4,11 @@ record (plain Python) with identical results."""
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -46,6 +47,12 @@ __all__ = ["CleanResult", "FittedPlan", "RecordResult", "to_polars"]
 TEXT_KINDS = ("id", "categorical", "text")
 MEMO_SIZE = 32768  # per column: bounded memory in a long-running worker
 MAX_KEY_ORDERS = 64  # compiled record functions per fitted plan (one per key order seen)
+# A column whose memo misses on more than MEMO_MAX_MISSES of the MEMO_PROBE records that
+# follow the first MEMO_PROBE (the values seen first are all new) stops memoizing: a miss
+# costs a lookup and an insertion, and in a large memo (up to MEMO_SIZE values) both stall
+# on cache misses, so a value that hardly repeats is cheaper parsed each time.
+MEMO_PROBE = 4096
+MEMO_MAX_MISSES = 0.8
 
 
 @dataclass
@@ -435,22 +442,47 @@ class FittedPlan:
             for name, rule in self.plan.columns.items()
         }
         self._order = {name: i for i, name in enumerate(self.plan.columns)}
+        self._set_entries()
+        self._keep = self.plan.unplanned == "keep"
+        # Records seen by the compiled functions until the memos are reviewed.
+        self._probing, self._seen = True, itertools.count(1)
+        self._memo_marks: dict[str, int] | None = None
+
+    def _set_entries(self) -> None:
         # Per column: memo, compiled text path, cleaner, plan order, and the (pure) result
         # for a null value, computed once.
         self._entries = {
             name: (c._memo if c.memoize else None, c._fast, c, self._order[name], c._clean(None))
             for name, c in self._cleaners.items()
         }
-        self._keep = self.plan.unplanned == "keep"
         # Per key order of the incoming records: the specialized record function.
         self._by_order: dict[tuple[Any, ...], Callable[[dict[str, Any]], RecordResult]] = {}
+
+    def _review_memos(self) -> None:
+        """Called by the compiled functions at their MEMO_PROBE-th record, twice: first the
+        memo sizes are marked and the count starts again; then the columns whose memo grew by
+        more than MEMO_MAX_MISSES of the records since (it hit on fewer than 20% of its
+        lookups: the records bound them) stop memoizing. The record functions are compiled
+        again each time (with the new count, then without probe and those memos)."""
+        marks = self._memo_marks
+        if marks is None:
+            self._memo_marks = {name: len(c._memo) for name, c in self._cleaners.items()}
+            self._seen = itertools.count(1)
+        else:
+            self._probing = False
+            for name, cleaner in self._cleaners.items():
+                misses = len(cleaner._memo) - marks[name]
+                if cleaner.memoize and misses > MEMO_MAX_MISSES * MEMO_PROBE:
+                    cleaner.memoize, cleaner._memo = False, {}
+        self._set_entries()
 
     def _record_function(self, keys: tuple[Any, ...]) -> Callable[[dict[str, Any]], RecordResult]:
         """The record function for rows with exactly these keys in this order, compiled once
         and cached (at most MAX_KEY_ORDERS of them; beyond, the generic loop)."""
         if len(self._by_order) >= MAX_KEY_ORDERS:
             return self._transform_record_generic
-        fn = _compile_record(keys, self._cleaners, self._entries, self._keep)
+        probe = (self._seen, self._review_memos) if self._probing else None
+        fn = _compile_record(keys, self._entries, self._keep, probe)
         if fn is None:
             fn = self._transform_record_generic
         self._by_order[keys] = fn
@@ -622,9 +654,9 @@ def _can_quarantine(c: _ColumnCleaner) -> bool:
 
 def _compile_record(
     keys: tuple[Any, ...],
-    cleaners: dict[str, _ColumnCleaner],
     entries: dict[str, tuple[Any, ...]],
     keep: bool,
+    probe: tuple[Iterator[int], Callable[[], None]] | None = None,
 ) -> Callable[[dict[str, Any]], RecordResult] | None:
     """A record function for rows with exactly ``keys`` in this order, or None when the keys
     are unusual (not all str, or an extra column's name clashes with another key).
@@ -633,11 +665,16 @@ def _compile_record(
     and constants bound as globals, the values unpacked in one step, reason checks only for
     columns whose rule can quarantine, in plan order (the reason of the lowest plan order
     wins), after every value is cleaned (as the loop does: memos fill, errors raise alike).
+    ``probe``: a record counter and the review it calls at the MEMO_PROBE-th record.
     """
     if any(k.__class__ is not str for k in keys):
         return None
     names: list[str] = []  # every output key, to detect clashes
     ns: dict[str, Any] = {"S": str, "L": MEMO_SIZE, "len": len, "R": RecordResult}
+    head: list[str] = []
+    if probe is not None:
+        ns["N"], ns["review"], ns["P"] = probe[0], probe[1], MEMO_PROBE
+        head = ["  if next(N) == P: review()"]
     body: list[str] = []
     items: list[str] = []  # the output dict display, in output order
     present = set(keys)
@@ -673,21 +710,18 @@ def _compile_record(
             names += extra
             items += [f"{n!r}: h{i}[1][{n!r}]" for n in extra]
     checks: list[str] = []
-    for j, (key, (_memo, _fast, cleaner, _order, none_hit)) in enumerate(entries.items()):
+    for key, (_memo, _fast, cleaner, _order, none_hit) in entries.items():
         if key in present:
             if _can_quarantine(cleaner):
                 i = keys.index(key)
                 checks += [f"  if h{i}[2] is not None: return R(False, None, h{i}[2], {key!r})"]
             continue
         # Absent from the record: missing, with a result known now.
-        value, extras, why = none_hit
-        ns[f"a{j}"] = value
-        names.append(key)
-        items.append(f"{key!r}: a{j}")
-        for n, x in (extras or {}).items():
-            ns[f"a{j}_{len(names)}"] = x
+        for n, x in {key: none_hit[0], **(none_hit[1] or {})}.items():
+            ns[f"a{len(names)}"] = x
+            items.append(f"{n!r}: a{len(names)}")
             names.append(n)
-            items.append(f"{n!r}: a{j}_{len(names) - 1}")
+        why = none_hit[2]
         if why is not None:
             checks += [f"  return R(False, None, {why!r}, {key!r})"]
             break
@@ -697,6 +731,7 @@ def _compile_record(
     source = "\n".join(
         [
             "def record(row):",
+            *head,
             f"  {values}= row.values()" if keys else "  pass",
             *body,
             *checks,

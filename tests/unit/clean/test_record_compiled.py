@@ -139,6 +139,39 @@ def test_the_compiled_path_raises_for_on_invalid_error() -> None:
     assert info.value.to_dict()["column"] == "age"
 
 
+def test_a_column_whose_values_do_not_repeat_stops_memoizing(monkeypatch) -> None:
+    monkeypatch.setattr(fitted_module, "MEMO_PROBE", 10)
+    fitted = FittedPlan.from_json(FITTED.to_json())
+    base = messy_base().to_dicts()
+    rows = [{**base[i % 7], "height": f"{150 + i}.5"} for i in range(19)]
+    for row in rows:
+        fitted.transform_record(row)
+    assert fitted._probing  # 10 records marked the sizes, 9 more are not enough
+    fitted.transform_record(rows[0])
+    assert not fitted._probing
+    off = {name for name, c in fitted._cleaners.items() if not c.memoize}
+    assert off == {"user_id", "height"}  # ids never memoize; the 7 repeated rows do
+    assert fitted._entries["height"][0] is None
+    assert fitted._by_order == {}  # compiled again, without the probe and that memo
+    for row in rows + [dict(reversed(r.items())) for r in rows]:
+        assert _outcome(fitted.transform_record, row) == _outcome(
+            GENERIC["messy"]._transform_record_generic, row
+        )
+    assert fitted._cleaners["height"]._memo == {}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(PLANS)), st.lists(_records(), min_size=1, max_size=12))
+def test_results_do_not_change_when_the_memos_are_reviewed(name: str, rows: list[dict]) -> None:
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(fitted_module, "MEMO_PROBE", 2)
+        fitted = FittedPlan.from_json(PLANS[name].to_json())
+        for row in rows:
+            assert _outcome(fitted.transform_record, row) == _outcome(
+                GENERIC[name]._transform_record_generic, row
+            ), row
+
+
 # ---------------------------------------------------------------- miss-path parsers
 def _reference_number(text: str) -> float | None:
     s = text.strip(WS)
