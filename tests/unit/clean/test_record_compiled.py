@@ -198,6 +198,41 @@ _CURRENCY_PRE = ["", "$", "$ ", "$  ", "USD ", "usd", "Us1 ", "€", "-$", "$-",
 _CURRENCY_POST = ["", " €", "€", " eur", "  €", " ", "-", " usd ", "x"]
 
 
+# Missing tokens that parse (a number, a date, an epoch): the fast paths test tokens first.
+TOKENS = CleaningPlan.from_dict(
+    {**MESSY_PLAN, "missing_values": ["", "na", "-999", "1.5", "2024-03-05", "1709596800"]}
+).fit(messy_base())
+_cleaner_text = st.one_of(
+    _row.flatmap(lambda r: st.sampled_from([v for v in r.values() if v is not None] or [""])),
+    st.text(alphabet="0123456789.-/T:Z ", max_size=22),
+    st.from_regex(r"[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{4}", fullmatch=True),
+    st.from_regex(r"[0-9]{8,14}", fullmatch=True),
+    st.sampled_from(["-999", "1.5", "2024-03-05", "1709596800", "1e999", "9" * 400, "31/02/2024"]),
+)
+
+
+def _same_result(a: tuple, b: tuple) -> bool:
+    return (
+        a == b
+        and [type(x) for x in a] == [type(x) for x in b]
+        and (not isinstance(a[0], datetime) or a[0].tzinfo is b[0].tzinfo)
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(_cleaner_text)
+def test_every_fast_path_equals_the_general_clean(text: str) -> None:
+    for fitted in (FITTED, STRICT, TOKENS):
+        for name, cleaner in fitted._cleaners.items():
+            try:
+                want = cleaner._clean(text)
+            except InputError:
+                with pytest.raises(InputError):
+                    cleaner._fast(text)
+                continue
+            assert _same_result(cleaner._fast(text), want), (name, text)
+
+
 def test_currency_shortcut_equals_the_general_rules_on_every_short_amount() -> None:
     parse = formats.parse_currency.__wrapped__
     for n in range(1, 5):
