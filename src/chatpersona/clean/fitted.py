@@ -868,15 +868,8 @@ class _ColumnCleaner:
             try:
                 if m is not None:
                     a, b, y = m.groups()
-                    return (
-                        (
-                            make(int(y), int(b), int(a))
-                            if dayfirst
-                            else make(int(y), int(a), int(b))
-                        ),
-                        None,
-                        None,
-                    )
+                    day, month = (a, b) if dayfirst else (b, a)
+                    return make(int(y), int(month), int(day)), None, None
                 if iso(raw) is not None:
                     return from_iso(raw).date(), None, None
             except ValueError:
