@@ -1,6 +1,6 @@
 """Two small threads that let the streamed clean overlap its steps: a read-ahead of the next
-batch and a writer of the finished ones. Polars and pyarrow release the GIL while they
-parse, compute and encode, so the three steps run on the cores together; the queues are
+batch and a writer of the finished ones. Polars releases the GIL while it parses, computes
+and encodes, so the three steps run on the cores together; the queues are
 short, so at most a batch or two waits in each."""
 
 from __future__ import annotations

@@ -191,46 +191,84 @@ def write_table(df: pl.DataFrame, path: str | Path) -> None:
         ) from exc
 
 
-def _is_text(t: Any) -> bool:
-    import pyarrow as pa
-
-    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
+PARQUET_ROW_GROUP = 65_536  # rows a Parquet sink holds before it writes them out
 
 
-def _distinct(df: pl.DataFrame, name: str) -> bool:
-    """Whether most of the (at least 64) values of a column are distinct."""
-    return df.height >= 64 and df.get_column(name).n_unique() * 2 > df.height
+class _Abort(Exception):
+    """Ends a Parquet sink's input without completing the file."""
 
 
-def _repeats(t: Any) -> bool:
-    import pyarrow as pa
-
-    return _is_text(t) or bool(pa.types.is_boolean(t) or pa.types.is_dictionary(t))
+_END = object()
 
 
-_PLAIN = (
-    pl.String,
-    pl.Boolean,
-    pl.Int8,
-    pl.Int16,
-    pl.Int32,
-    pl.Int64,
-    pl.UInt8,
-    pl.UInt16,
-    pl.UInt32,
-    pl.UInt64,
-    pl.Float32,
-    pl.Float64,
-    pl.Date,
-)
+class _ParquetSink:
+    """Frames appended to one Parquet file by Polars' streaming sink, which runs on its own
+    thread and pulls the frames from a queue (one held at a time) as they are put.
 
+    Polars writes the file's Arrow schema (large strings, not the string views it holds),
+    so every type reads back as written, and encodes the columns on its own threads."""
 
-def _plain(dtype: Any) -> bool:
-    """A type whose Parquet type alone reads back as the same Polars type (a time zone
-    other than UTC is only in the Arrow schema)."""
-    if isinstance(dtype, pl.Datetime):
-        return dtype.time_zone in (None, "UTC")
-    return isinstance(dtype, _PLAIN) or dtype in _PLAIN
+    def __init__(self, path: Path, schema: pl.Schema) -> None:
+        import queue
+        import threading
+
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(path, schema), name="chatpersona-parquet", daemon=True
+        )
+        self._thread.start()
+
+    def _frames(self, *_: Any) -> Iterator[pl.DataFrame]:
+        while True:
+            item = self._q.get()
+            if item is _END:
+                return
+            if isinstance(item, _Abort):
+                raise item
+            yield item
+
+    def _run(self, path: Path, schema: pl.Schema) -> None:
+        from polars.io.plugins import register_io_source
+
+        try:
+            register_io_source(self._frames, schema=schema).sink_parquet(
+                path, compression="snappy", row_group_size=PARQUET_ROW_GROUP
+            )
+        except BaseException as exc:  # raised in the writing thread
+            self._failure = exc
+
+    def _put(self, item: Any) -> None:
+        import queue
+
+        while True:
+            self._raise()
+            if not self._thread.is_alive():
+                raise InputError("The Parquet writer stopped", code="unwritable_output")
+            try:
+                self._q.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _raise(self) -> None:
+        if self._failure is not None and not isinstance(self._failure, _Abort):
+            raise self._failure
+
+    def put(self, df: pl.DataFrame) -> None:
+        if df.height:
+            self._put(df)
+
+    def close(self) -> None:
+        self._put(_END)
+        self._thread.join()
+        self._raise()
+
+    def abort(self) -> None:
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self._put(_Abort())
+        self._thread.join()
 
 
 class BatchWriter:
@@ -241,51 +279,17 @@ class BatchWriter:
         self.path = path
         self.fmt = table_format(path)
         self.tmp = _new_temp(path)
-        self._pq: Any = None
-        self._plain: bool | None = None
+        self._sink: _ParquetSink | None = None
         self._fh = None if self.fmt == "parquet" else self.tmp.open("wb")
         self._first = True
-        self._empty: pl.DataFrame | None = None
-        self._final = False
 
     def write(self, df: pl.DataFrame) -> None:
-        """Append one batch (all batches must have the same schema)."""
+        """Append one batch (all batches must have the same schema; the first one, even
+        empty, gives a Parquet file its schema)."""
         if self.fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            # Tables of plain types are handed over in Polars' own string layout (views),
-            # with no conversion to Arrow's classic strings (measured 0.13 s a million
-            # rows), and written without the Arrow schema (which would name string_view,
-            # unknown to older readers): their Parquet types map back to the same types.
-            # Other types (durations, categoricals, nested) need that schema to come back.
-            if self._pq is None and not df.height and not self._final:
-                # The writer is made with the first rows, which tell which columns repeat
-                # (an output that gets none is written from this frame when closed).
-                self._empty = df
-                return
-            if self._plain is None:
-                self._plain = all(_plain(t) for t in df.schema.dtypes())
-            newest = pl.CompatLevel.newest() if self._plain else pl.CompatLevel.oldest()
-            table = df.to_arrow(compat_level=newest)
-            if self._pq is None:
-                # Dictionary pages where values repeat (text, flags), min/max statistics
-                # where they prune (not on free text): measured 30% less encoding time.
-                # A text column mostly distinct in the first rows (an id) is written plain:
-                # hashing its values into a dictionary of every value cost 4x the plain
-                # encoding (0.17 vs 0.04 s a million ids).
-                labels = [
-                    f.name
-                    for f in table.schema
-                    if _repeats(f.type) and not (_is_text(f.type) and _distinct(df, f.name))
-                ]
-                self._pq = pq.ParquetWriter(
-                    str(self.tmp),
-                    table.schema,
-                    use_dictionary=labels,
-                    write_statistics=[f.name for f in table.schema if not _is_text(f.type)],
-                    store_schema=not self._plain,
-                )
-            self._pq.write_table(table)
+            if self._sink is None:
+                self._sink = _ParquetSink(self.tmp, df.schema)
+            self._sink.put(df)
         elif self.fmt == "csv":
             assert self._fh is not None
             df.write_csv(self._fh, include_header=self._first)
@@ -301,19 +305,17 @@ class BatchWriter:
 
     def abort(self) -> None:
         """Close and delete the temporary file."""
-        self._empty = None
+        if self._sink is not None:
+            self._sink.abort()
+            self._sink = None
         self._close()
         if self.tmp.exists():
             self.tmp.unlink()
 
     def _close(self) -> None:
-        if self._pq is None and self._empty is not None:
-            self._final = True
-            self.write(self._empty)  # no rows came: the schema alone
-        self._empty = None
-        if self._pq is not None:
-            self._pq.close()
-            self._pq = None
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            sink.close()
         if self._fh is not None:
             self._fh.close()
             self._fh = None

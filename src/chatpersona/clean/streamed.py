@@ -23,7 +23,8 @@ slices of ``PARQUET_BATCH_ROWS`` rows — twice:
 
 Both passes overlap their steps on threads (:mod:`clean._pipeline`): a read-ahead parses the
 next batch, two batches are cleaned at a time (results kept in input order), and a writer
-encodes the finished ones; Polars and pyarrow release the GIL, so the steps share the cores.
+hands the finished ones to Polars' Parquet sink; Polars releases the GIL, so the steps share
+the cores.
 Peak memory is a few batches plus one numeric column while fitting.
 
 Outputs, quarantine reasons, accounting and report equal the in-memory path's (tested, with
@@ -340,13 +341,7 @@ class _NumberSpool:
 
     def _file(self, k: int) -> pl.DataFrame:
         if self._cached is None or self._cached[0] != k:
-            import pyarrow as pa
-
-            # Memory-mapped: the pages are the file's, read when touched.
-            table = pa.ipc.open_file(pa.memory_map(str(self.files[k]))).read_all()
-            frame = pl.from_arrow(table)
-            assert isinstance(frame, pl.DataFrame)
-            self._cached = (k, frame)
+            self._cached = (k, pl.read_ipc(self.files[k]))
         return self._cached[1]
 
     def slice(self, offset: int, n: int) -> pl.DataFrame:
@@ -439,9 +434,9 @@ def _clean_streamed(
     spool_dir: Path,
     stack: contextlib.ExitStack,
 ) -> tuple[dict[str, Any], FittedPlan]:
-    # numpy (the fit's statistics, the histograms) and pyarrow (the Parquet writer, the
-    # spool's memory maps) are first needed after pass 1; imported now beside it, while the
-    # main thread waits on Polars, rather than on the way from one pass to the other.
+    # numpy (the fit's statistics, the histograms) is first needed after pass 1; imported
+    # now beside it, while the main thread waits on Polars, rather than on the way from one
+    # pass to the other.
     threading.Thread(target=_import_later_needs, name="chatpersona-imports", daemon=True).start()
     src = str(source)
     checker = fitted if fitted is not None else FittedPlan(plan)
@@ -917,7 +912,6 @@ def _clean_streamed(
 def _import_later_needs() -> None:
     with contextlib.suppress(ImportError):
         import numpy  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
 
 
 def _collect(queries: list[pl.LazyFrame], source: Path) -> list[pl.DataFrame]:

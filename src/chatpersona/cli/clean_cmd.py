@@ -121,8 +121,8 @@ def clean(
     # Cleaning makes no BLAS calls worth threads, and idle OpenBLAS threads spin (measured
     # ~2% of the CPU of a 1M-row clean). Read when numpy is first loaded.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    # pyarrow (the Parquet writer) on jemalloc returns its freed pages sooner than on its
-    # default mimalloc pool (measured -40 MB peak at 1M rows). Read when pyarrow is loaded.
+    # pyarrow (loaded only by the Spark engine's conversions; Polars writes the Parquet
+    # files) on jemalloc returns its freed pages sooner than on its default mimalloc pool.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
     from chatpersona.clean.fitted import FittedPlan
     from chatpersona.clean.plan import CleaningPlan
