@@ -135,16 +135,32 @@ def test_a_quiet_clean_loads_no_terminal_library(tmp_path: Path) -> None:
     assert failed.returncode == 2 and "file_not_found" in failed.stderr
 
 
-def test_the_clean_modules_leave_numpy_and_pyarrow_to_a_background_import() -> None:
-    """Importing the cleaning stage loads neither numpy nor pyarrow: a streamed clean
-    imports them on a thread beside its first pass (they are first needed after it)."""
+def test_the_clean_modules_leave_numpy_to_a_background_import_and_never_load_pyarrow(
+    tmp_path: Path,
+) -> None:
+    """Importing the cleaning stage loads neither numpy nor pyarrow: a streamed clean imports
+    numpy on a thread beside its first pass (it is first needed after it), and writes its
+    Parquet outputs with Polars, so pyarrow (~65 MB of libraries) is never loaded."""
+    src = tmp_path / "in.csv"
+    src.write_text(
+        "user_id,age,plan\n" + "".join(f"u{k},{20 + k % 50},Basic \n" for k in range(300))
+    )
     code = (
         "import sys\n"
         "import chatpersona.cli.clean_cmd, chatpersona.clean.runner, chatpersona.clean.streamed\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'pyarrow'}))\n"
         "from chatpersona.clean import streamed\n"
         "streamed._import_later_needs()\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'pyarrow'}))\n"
+        "from chatpersona.cli.main import main\n"
+        f"sys.argv = ['chatpersona', 'clean', {str(src)!r}, '-o', {str(tmp_path / 'o.parquet')!r},"
+        " '--infer', '-q']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'pyarrow'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split("\n")[:2] == ["[]", "['numpy', 'pyarrow']"]
+    assert out.stdout.split("\n")[:3] == ["[]", "['numpy']", "['numpy']"]
+    assert (tmp_path / "o.parquet").is_file()
