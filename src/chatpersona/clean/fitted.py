@@ -6,9 +6,11 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
+import linecache
 import math
 import os
 import sys
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -646,6 +648,9 @@ class FittedPlan:
     __hash__ = None  # type: ignore[assignment]
 
 
+_SOURCES = itertools.count(1)
+
+
 def _can_quarantine(c: _ColumnCleaner) -> bool:
     """Whether the column's rule can give a record a quarantine reason (else no check)."""
     return (
@@ -741,8 +746,13 @@ def _compile_record(
             "  return R(True, {" + ", ".join(items) + "})",
         ]
     )
-    exec(compile(source, "<chatpersona record function>", "exec"), ns)
+    # Registered with linecache (as attrs does) so that tracebacks show the generated lines,
+    # for as long as the function lives (plans may be reloaded in a long-running worker).
+    filename = f"<chatpersona record function {next(_SOURCES)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), ns)
     fn: Callable[[dict[str, Any]], RecordResult] = ns["record"]
+    weakref.finalize(fn, linecache.cache.pop, filename, None)
     return fn
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import traceback
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -137,6 +138,10 @@ def test_the_compiled_path_raises_for_on_invalid_error() -> None:
     with pytest.raises(InputError, match="Cannot parse a integer value") as info:
         COMPILED["strict"].transform_record(row)
     assert info.value.to_dict()["column"] == "age"
+    # The traceback shows the generated line that called the column's parser.
+    shown = "".join(traceback.format_exception(info.value))
+    assert "<chatpersona record function" in shown
+    assert re.search(r"h\d+ = f\d+\(v\d+\)", shown)
 
 
 def test_a_column_whose_values_do_not_repeat_stops_memoizing(monkeypatch) -> None:
