@@ -151,6 +151,7 @@ def test_the_clean_modules_leave_numpy_to_a_background_import_and_never_load_pya
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'pyarrow'}))\n"
         "from chatpersona.clean import streamed\n"
         "streamed._import_later_needs()\n"
+        "assert 'numpy.ma' in sys.modules  # np.median's own lazy import\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'pyarrow'}))\n"
         "from chatpersona.cli.main import main\n"
         f"sys.argv = ['chatpersona', 'clean', {str(src)!r}, '-o', {str(tmp_path / 'o.parquet')!r},"
