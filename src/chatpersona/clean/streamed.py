@@ -911,10 +911,8 @@ def _clean_streamed(
 
 def _import_later_needs() -> None:
     with contextlib.suppress(ImportError):
-        import numpy  # noqa: F401
-
-        # numpy.median imports numpy.ma on its first call (50-95 ms measured, in the fit
-        # between the passes, where nothing else runs).
+        # numpy itself, and numpy.ma, which numpy.median imports on its first call (50-95 ms
+        # measured, in the fit between the passes, where nothing else runs).
         import numpy.ma  # noqa: F401
 
 
