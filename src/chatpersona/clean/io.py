@@ -300,6 +300,10 @@ class BatchWriter:
             df.write_ndjson(self._fh)
         self._first = False
 
+    def close(self) -> None:
+        """Finish writing the file (still at its temporary path; closing again does nothing)."""
+        self._close()
+
     def commit(self) -> None:
         """Close and move the file into place."""
         self._close()

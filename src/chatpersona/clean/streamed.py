@@ -386,8 +386,14 @@ class _Outputs:
             self.write(w, df)
         return w
 
-    def commit(self) -> None:
+    def finish(self) -> None:
+        """Write out everything submitted and close the files (not yet moved into place)."""
         self.queue.finish()
+        for w in self.writers:
+            w.close()
+
+    def commit(self) -> None:
+        self.finish()
         for w in self.writers:
             w.commit()
         self.writers = []
@@ -840,18 +846,23 @@ def _clean_streamed(
         if not dedup:
             outputs.sink(candidates(), out_schema, paths.output)
             sums = _combine(parts) | _table_sums(tables)
-            if spool_hist and numbers is not None:
-                mask = pl.concat(accepted_masks)
-                sums |= _histogram_values(numbers, decoded, spool_hist, mask)
-            for i, vcs in hist_counts.items():
-                vc = _merge_counts(vcs)
-                sums[f"hist{i}"] = _Histogram(_histogram(vc["value"], vc["n"]))
             _check_errors(rules, sums, scan, source)
-            acc = sums
             d_schema = pl.Schema(
                 [("_row", cand_schema["_row"]), *out_schema.items(), ("_reason", pl.Utf8())]
             )
             outputs.write(outputs.new(paths.duplicates), pl.DataFrame(schema=d_schema), True)
+            # The spooled columns' histograms are computed while the writers finish their
+            # files (~0.07 s each at 1M rows; both release the GIL).
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatpersona") as pool:
+                finished = pool.submit(outputs.finish)
+                if spool_hist and numbers is not None:
+                    mask = pl.concat(accepted_masks)
+                    sums |= _histogram_values(numbers, decoded, spool_hist, mask)
+                finished.result()
+            for i, vcs in hist_counts.items():
+                vc = _merge_counts(vcs)
+                sums[f"hist{i}"] = _Histogram(_histogram(vc["value"], vc["n"]))
+            acc = sums
             dup_reasons: dict[str, int] = {}
         else:
             spool_out = outputs.sink(candidates(), cand_schema, spool_dir / "candidates.parquet")
