@@ -515,7 +515,7 @@ def _clean_streamed(
         row there: it is missing, with a null value and code."""
         name = rules[i].name
         at = batch.get_column(name).cast(pl.Enum(table.get_column(name))).to_physical()
-        found = [table.get_column(o).gather(at) for o in outs_of(i)]
+        found = table.select(outs_of(i))[at].get_columns()
         found[1] = found[1].fill_null(True)  # __m
         return found
 
@@ -785,7 +785,9 @@ def _clean_streamed(
         if lookups:
             positions = batch.select(position_exprs).get_columns()
             for at, (_n, _v, _p, helpers) in zip(positions, lookups, strict=True):
-                found += helpers.gather(at).get_columns()
+                # Indexing by a Series of positions gathers directly (gather() runs a query:
+                # 0.07-0.11 vs 0.27 ms a column).
+                found += helpers[at].get_columns()
         for name, stages, outs in own_parse:
             column = batch.select(name).lazy()
             found += apply_stages_skipping(column, stages).select(outs).collect().get_columns()
