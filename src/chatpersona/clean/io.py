@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,24 @@ def write_table(df: pl.DataFrame, path: str | Path) -> None:
 PARQUET_ROW_GROUP = 16_384
 
 
+def _arrow_schema_as_text(
+    schema: pl.Schema, text_columns: Collection[str]
+) -> dict[str, str] | None:
+    """The Parquet key-value metadata whose Arrow schema is ``schema`` with
+    ``text_columns`` as strings (None when there are none): given to the writer, it replaces
+    the schema Polars would write (checked by the tests: the columns read back as strings,
+    in Polars and in pyarrow)."""
+    if not any(c in text_columns for c in schema):
+        return None
+    plain = pl.Schema({c: pl.String() if c in text_columns else t for c, t in schema.items()})
+    buf = io.BytesIO()
+    pl.DataFrame(schema=plain).write_parquet(buf)
+    return {ARROW_SCHEMA_KEY: pl.read_parquet_metadata(buf.getvalue())[ARROW_SCHEMA_KEY]}
+
+
+ARROW_SCHEMA_KEY = "ARROW:schema"
+
+
 class _Abort(Exception):
     """Ends a Parquet sink's input without completing the file."""
 
@@ -208,16 +227,22 @@ class _ParquetSink:
     thread and pulls the frames from a queue (one held at a time) as they are put.
 
     Polars writes the file's Arrow schema (large strings, not the string views it holds),
-    so every type reads back as written, and encodes the columns on its own threads."""
+    so every type reads back as written, and encodes the columns on its own threads.
+    ``text_columns``: Enum columns that are text held as codes (a few distinct values) and
+    are written as text: their dictionary pages come from the codes (about half the cost of
+    hashing every string, measured) and the file's Arrow schema says string."""
 
-    def __init__(self, path: Path, schema: pl.Schema) -> None:
+    def __init__(self, path: Path, schema: pl.Schema, text_columns: Collection[str] = ()) -> None:
         import queue
         import threading
 
         self._q: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._failure: BaseException | None = None
         self._thread = threading.Thread(
-            target=self._run, args=(path, schema), name="chatpersona-parquet", daemon=True
+            target=self._run,
+            args=(path, schema, _arrow_schema_as_text(schema, text_columns)),
+            name="chatpersona-parquet",
+            daemon=True,
         )
         self._thread.start()
 
@@ -230,12 +255,12 @@ class _ParquetSink:
                 raise item
             yield item
 
-    def _run(self, path: Path, schema: pl.Schema) -> None:
+    def _run(self, path: Path, schema: pl.Schema, metadata: dict[str, str] | None) -> None:
         from polars.io.plugins import register_io_source
 
         try:
             register_io_source(self._frames, schema=schema).sink_parquet(
-                path, compression="snappy", row_group_size=PARQUET_ROW_GROUP
+                path, compression="snappy", row_group_size=PARQUET_ROW_GROUP, metadata=metadata
             )
         except BaseException as exc:  # raised in the writing thread
             self._failure = exc
@@ -275,10 +300,13 @@ class _ParquetSink:
 
 class BatchWriter:
     """Append batches to one output file (CSV, Parquet or JSONL), renamed into place on
-    :meth:`commit`; :meth:`abort` leaves nothing behind."""
+    :meth:`commit`; :meth:`abort` leaves nothing behind. ``text_columns``: Enum columns
+    holding text as codes, which a Parquet file stores as strings (CSV and JSON Lines write
+    any Enum as its text)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, text_columns: Collection[str] = ()) -> None:
         self.path = path
+        self.text_columns = frozenset(text_columns)
         self.fmt = table_format(path)
         self.tmp = _new_temp(path)
         self._sink: _ParquetSink | None = None
@@ -290,7 +318,7 @@ class BatchWriter:
         empty, gives a Parquet file its schema)."""
         if self.fmt == "parquet":
             if self._sink is None:
-                self._sink = _ParquetSink(self.tmp, df.schema)
+                self._sink = _ParquetSink(self.tmp, df.schema, self.text_columns)
             self._sink.put(df)
         elif self.fmt == "csv":
             assert self._fh is not None

@@ -38,7 +38,7 @@ import contextlib
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -84,6 +84,9 @@ PASS2_WORKERS = 2
 BATCH_ENGINE: Final = "in-memory"  # one batch at a time: measured faster than "streaming"
 SAMPLE_ROWS = 200_000  # rows looked at for plan inference (infer_plan's own limit)
 LABEL_KINDS = ("categorical", "boolean")
+# A looked-up output of text with at most this many distinct values is held as Enum codes
+# (one byte each); every Parquet row group then carries all of them as its dictionary.
+TEXT_CODES_MAX = 256
 Progress = Callable[[str, int], None]
 
 
@@ -367,8 +370,8 @@ class _Outputs:
         self.writers: list[BatchWriter] = []
         self.queue: BackgroundWriter[pl.DataFrame] = BackgroundWriter(BatchWriter.write, depth=1)
 
-    def new(self, path: Path) -> BatchWriter:
-        w = BatchWriter(path)
+    def new(self, path: Path, text_columns: Collection[str] = ()) -> BatchWriter:
+        w = BatchWriter(path, text_columns)
         self.writers.append(w)
         return w
 
@@ -378,9 +381,15 @@ class _Outputs:
         if df.height or first:
             self.queue.submit(w, df)
 
-    def sink(self, frames: Iterator[pl.DataFrame], schema: pl.Schema, path: Path) -> BatchWriter:
+    def sink(
+        self,
+        frames: Iterator[pl.DataFrame],
+        schema: pl.Schema,
+        path: Path,
+        text_columns: Collection[str] = (),
+    ) -> BatchWriter:
         """Write every frame of ``frames`` to ``path`` (at least its schema)."""
-        w = self.new(path)
+        w = self.new(path, text_columns)
         self.write(w, pl.DataFrame(schema=schema), True)
         for df in frames:
             self.write(w, df)
@@ -643,6 +652,7 @@ def _clean_streamed(
     lookups: list[tuple[str, pl.Enum, int, pl.DataFrame]] = []
     gathers: list[pl.Expr] = []
     out_map: dict[str, list[tuple[str, str]]] = {}
+    text_codes: set[str] = set()  # outputs of text gathered as Enum codes
     tables: dict[int, pl.DataFrame] = {}
     # The cleaned values of numeric columns parsed in pass 1, for the histograms.
     value_exprs: dict[int, pl.Expr] = {}
@@ -695,7 +705,17 @@ def _clean_streamed(
         ).alias(b)
         helpers = [h for h in helpers if h not in (n, s)]
         gathers += [((pl.col(b) & 1) > 0).alias(n), ((pl.col(b) & 2) > 0).alias(s)]
-        lookups.append((rule.name, pl.Enum(present), present.len(), table.select(*helpers, packed)))
+        found_of = table.select(*helpers, packed)
+        # An output of text with a few distinct values is gathered as an Enum of them (codes
+        # in sorted order): a gather of bytes, and the Parquet writer takes its dictionary
+        # from the codes instead of hashing every string (see io._ParquetSink).
+        for h, out_name in outs_c:
+            if h in helpers and found_of.schema[h] == pl.String:
+                values = found_of.get_column(h).drop_nulls().unique().sort()
+                if values.len() <= TEXT_CODES_MAX:
+                    found_of = found_of.with_columns(pl.col(h).cast(pl.Enum(values)))
+                    text_codes.add(out_name)
+        lookups.append((rule.name, pl.Enum(present), present.len(), found_of))
         if f"__r{i}" not in wanted:
             gathers.append(pl.lit(None, dtype=pl.Int8).alias(f"__r{i}"))
     row_stage = merge_stages(row_stages) if row_stages else []
@@ -859,13 +879,14 @@ def _clean_streamed(
                 yield cand if dedup else cand.select(out_names)
 
         if not dedup:
-            outputs.sink(candidates(), out_schema, paths.output)
+            outputs.sink(candidates(), out_schema, paths.output, text_codes)
             sums = _combine(parts) | _table_sums(tables)
             _check_errors(rules, sums, scan, source)
             d_schema = pl.Schema(
                 [("_row", cand_schema["_row"]), *out_schema.items(), ("_reason", pl.Utf8())]
             )
-            outputs.write(outputs.new(paths.duplicates), pl.DataFrame(schema=d_schema), True)
+            d_empty = pl.DataFrame(schema=d_schema)
+            outputs.write(outputs.new(paths.duplicates, text_codes), d_empty, True)
             # The spooled columns' histograms are computed while the writers finish their
             # files (~0.07 s each at 1M rows; both release the GIL).
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatpersona") as pool:
@@ -889,7 +910,7 @@ def _clean_streamed(
             _check_errors(rules, sums, scan, source)
             tags = _decide_duplicates(spool, plan, out_map, out_names)
             dup_reasons = {str(k): int(n) for k, n in tags.group_by("_dup").len().iter_rows()}
-            d_out = outputs.new(paths.duplicates)
+            d_out = outputs.new(paths.duplicates, text_codes)
             acc_parts: list[pl.DataFrame] = []
             kept_rows_seen: list[pl.Series] = []
 
@@ -915,7 +936,7 @@ def _clean_streamed(
                         kept_rows_seen.append(sp.filter(kept)["_row"])
                     yield sp.filter(kept).select(out_names)
 
-            outputs.sink(kept_rows(), out_schema, paths.output)
+            outputs.sink(kept_rows(), out_schema, paths.output, text_codes)
             acc = _combine(acc_parts)
             if value_exprs and numbers is not None:
                 import numpy as np

@@ -10,7 +10,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from chatpersona.clean.io import BatchWriter
+from chatpersona.clean.io import BatchWriter, read_table
 
 
 def _frame() -> pl.DataFrame:
@@ -108,6 +108,41 @@ def test_a_committed_writer_leaves_no_thread(tmp_path: Path) -> None:
 
     _write(tmp_path / "c.parquet", _frame())
     assert not [t for t in threading.enumerate() if t.name == "chatpersona-parquet"]
+
+
+def test_text_columns_held_as_enum_codes_are_written_as_strings(tmp_path: Path) -> None:
+    """An Enum named as text is stored as strings (dictionary-encoded from its codes): Polars,
+    pyarrow and pandas read it back as text; an Enum not named keeps its type."""
+    labels = pl.Enum(["east", "north", "south"])
+    df = _frame().with_columns(
+        pl.Series("label", ["north", None, "east"], dtype=labels),
+        pl.Series("kept", ["south", "south", None], dtype=labels),
+    )
+    path = tmp_path / "t.parquet"
+    w = BatchWriter(path, text_columns={"label"})
+    w.write(df.head(0))
+    w.write(df)
+    w.write(df.reverse())
+    w.commit()
+    back = pl.read_parquet(path)
+    assert back.schema == df.schema | {"label": pl.String()}
+    assert back.equals(pl.concat([df, df.reverse()]).with_columns(pl.col("label").cast(pl.Utf8)))
+    assert str(pq.read_schema(path).field("label").type) == "large_string"
+    expected = ["north", None, "east", "east", None, "north"]
+    assert pq.read_table(path).column("label").to_pylist() == expected
+    assert "label" in _dictionary_columns(path)
+    meta = pq.read_metadata(path).row_group(0).column(df.columns.index("label")).statistics
+    assert (meta.min, meta.max, meta.null_count) == ("east", "north", 2)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_text_columns_in_text_formats_are_their_labels(tmp_path: Path, fmt: str) -> None:
+    df = pl.DataFrame({"label": pl.Series(["b", None, "a"], dtype=pl.Enum(["a", "b"]))})
+    w = BatchWriter(tmp_path / f"t.{fmt}", text_columns={"label"})
+    w.write(df)
+    w.commit()
+    back = read_table(tmp_path / f"t.{fmt}")
+    assert back["label"].to_list() == ["b", None, "a"]
 
 
 @pytest.mark.parametrize(
