@@ -313,9 +313,13 @@ class FittedPlan:
             return facts
 
         numeric = [name for name, rule in self.plan.columns.items() if rule.kind in NUMERIC_KINDS]
-        # numpy releases the GIL in its partitions (medians, quantiles): columns in parallel.
+        # numpy releases the GIL in its partitions (medians, quantiles): columns in parallel,
+        # the costly ones first (partitioned, not read from counts), so that the two threads
+        # end together (at 1M rows: ~50 against ~10-30 ms a column).
+        costly = [n for n in numeric if tallies is None or n not in tallies]
+        order = costly + [n for n in numeric if n not in costly]
         with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-            numeric_stats = dict(zip(numeric, pool.map(numeric_facts, numeric), strict=True))
+            numeric_stats = dict(zip(order, pool.map(numeric_facts, order), strict=True))
         for name, rule in self.plan.columns.items():
             st: dict[str, Any] = {"n": n_rows, **counts[name]}
             if rule.kind in NUMERIC_KINDS:

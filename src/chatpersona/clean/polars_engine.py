@@ -90,10 +90,10 @@ def norm_synonyms(rule: ColumnRule) -> dict[str, str]:
     return {normalize_text(k, **n): normalize_text(v, **n) for k, v in rule.synonyms.items()}
 
 
-def _number(s: pl.Expr) -> pl.Expr:
-    # Polars' float parser accepts exactly NUMBER_RE once non-finite results are dropped
-    # (checked by the parity tests), so no regex pass is needed here.
-    x = s.str.strip_chars(WS).cast(pl.Float64, strict=False)
+def _number(t: pl.Expr) -> pl.Expr:
+    """The number in trimmed text ``t``. Polars' float parser accepts exactly NUMBER_RE once
+    non-finite results are dropped (checked by the parity tests): no regex pass is needed."""
+    x = t.cast(pl.Float64, strict=False)
     return pl.when(x.is_finite()).then(x)
 
 
@@ -118,14 +118,13 @@ class WhenAny:
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-def _currency(s: pl.Expr, default: str | None, tag: str) -> tuple[pl.Expr, pl.Expr, Stages]:
-    # Validate the whole shape with one match, then take the pieces with cheap operations that
-    # are equivalent once the shape is known (only valid rows matter: the others get a null
-    # amount and code). Costly steps run on a masked input (null where they do not apply),
-    # because a when/then evaluates every branch on every row. Intermediate results are
-    # materialized as named columns (stages) so no sub-expression is evaluated twice.
-    stage_t = [s.str.strip_chars(WS).alias(f"{tag}_s")]
-    t = pl.col(f"{tag}_s")
+def _currency(t: pl.Expr, default: str | None, tag: str) -> tuple[pl.Expr, pl.Expr, Stages]:
+    # ``t``: the trimmed text. Validate the whole shape with one match, then take the pieces
+    # with cheap operations that are equivalent once the shape is known (only valid rows
+    # matter: the others get a null amount and code). Costly steps run on a masked input
+    # (null where they do not apply), because a when/then evaluates every branch on every row.
+    # Intermediate results are materialized as named columns (stages) so no sub-expression
+    # is evaluated twice.
     stage_v = [pl.when(t.str.contains(CURRENCY_RE)).then(t).alias(f"{tag}_tv")]
     tv = pl.col(f"{tag}_tv")
     # In a valid string everything around the number is sign, spaces, letters or symbols.
@@ -176,7 +175,7 @@ def _currency(s: pl.Expr, default: str | None, tag: str) -> tuple[pl.Expr, pl.Ex
         .otherwise(named.str.to_uppercase())
     )
     code = pl.when(amt.is_finite()).then(code)
-    return amount, code, [stage_t, stage_v, stage_a, stage_b, stage_c, stage_d]
+    return amount, code, [stage_v, stage_a, stage_b, stage_c, stage_d]
 
 
 _YMD = r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}"
@@ -189,8 +188,8 @@ FAST_ISO = (
 )
 
 
-def _datetime(s: pl.Expr, dayfirst: bool, epoch_unit: str, tag: str) -> tuple[pl.Expr, Stages]:
-    t = s.str.strip_chars(WS)
+def _datetime(t: pl.Expr, dayfirst: bool, epoch_unit: str, tag: str) -> tuple[pl.Expr, Stages]:
+    """The UTC timestamp in trimmed text ``t``, and the stages it needs."""
     stage_a = [t.alias(f"{tag}_t")]
     tt = pl.col(f"{tag}_t")
     epoch = pl.when(tt.str.contains(EPOCH_RE[epoch_unit])).then(
@@ -273,15 +272,22 @@ def _datetime(s: pl.Expr, dayfirst: bool, epoch_unit: str, tag: str) -> tuple[pl
     return pl.coalesce(parts).dt.replace_time_zone("UTC"), stages
 
 
-def _is_missing_text(raw: pl.Expr, missing_values: tuple[str, ...]) -> pl.Expr:
-    """Trimmed, lowercased text in ``missing_values``. Lowercasing never reduces the number
-    of characters, so only values no longer than the longest missing value are lowercased."""
+def _is_missing_text(
+    raw: pl.Expr, missing_values: tuple[str, ...], trimmed: pl.Expr | None = None
+) -> pl.Expr:
+    """Trimmed, lowercased text in ``missing_values`` (``trimmed``: ``raw`` already trimmed).
+    Lowercasing never reduces the number of characters, so only values no longer than the
+    longest missing value are lowercased."""
     if not missing_values:
         return pl.lit(False)
-    t = raw.str.strip_chars(WS)
+    t = raw.str.strip_chars(WS) if trimmed is None else trimmed
     longest = max(len(v) for v in missing_values)
     short = pl.when(t.str.len_chars() <= longest).then(t)
     return short.str.to_lowercase().is_in(list(missing_values)).fill_null(False)
+
+
+# Kinds whose parse starts by trimming the text (shared with the missing-value check).
+TRIMMED_KINDS = ("id", "numeric", "integer", "currency", "date", "datetime")
 
 
 def parse_column(
@@ -290,13 +296,18 @@ def parse_column(
     """Parse one raw text column (Utf8 expression) according to ``rule``; ``stages`` must be
     added (in order, with ``with_columns``) before the value expressions are evaluated."""
     # Sub-results used more than once are materialized as stage columns: inside one
-    # expression Polars may evaluate a repeated sub-expression each time.
-    stages: Stages = [[(raw.is_null() | _is_missing_text(raw, missing_values)).alias(f"{tag}_mi")]]
+    # expression Polars may evaluate a repeated sub-expression each time. The kinds whose
+    # parse starts by trimming the text trim it once, for it and the missing-value check.
+    kind = rule.kind
+    trimmed = pl.col(f"{tag}_ws") if kind in TRIMMED_KINDS else None
+    stages: Stages = [[raw.str.strip_chars(WS).alias(f"{tag}_ws")]] if trimmed is not None else []
+    missing_check = raw.is_null() | _is_missing_text(raw, missing_values, trimmed)
+    stages.append([missing_check.alias(f"{tag}_mi")])
     missing = pl.col(f"{tag}_mi")
     code: pl.Expr | None = None
-    kind = rule.kind
+    t = trimmed if trimmed is not None else raw
     if kind == "id":
-        value = raw.str.strip_chars(WS)
+        value = t
     elif kind in ("categorical", "text"):
         value = normalize_expr(raw, rule)
         syn = norm_synonyms(rule)
@@ -310,17 +321,19 @@ def parse_column(
         vocab = {v: True for v in rule.true_values} | {v: False for v in rule.false_values}
         value = t.replace_strict(vocab, default=None, return_dtype=pl.Boolean)
     elif kind == "numeric":
-        value = _number(raw)
+        value = _number(t)
     elif kind == "integer":
-        stages.append([_number(raw).alias(f"{tag}_x")])
+        stages[-1].append(_number(t).alias(f"{tag}_x"))  # beside the missing check
         x = pl.col(f"{tag}_x")
         value = pl.when((x == x.floor()) & (x.abs() <= MAX_INT)).then(x).cast(pl.Int64)
     elif kind == "currency":
-        value, code, more = _currency(raw, rule.default_currency, tag)
-        stages += more
+        value, code, more = _currency(t, rule.default_currency, tag)
+        stages[-1] += more[0]  # the shape check, beside the missing check
+        stages += more[1:]
     elif kind in ("date", "datetime"):
-        value, more = _datetime(raw, rule.dayfirst, rule.epoch_unit, tag)
-        stages += more
+        value, more = _datetime(t, rule.dayfirst, rule.epoch_unit, tag)
+        stages[-1] += more[0]
+        stages += more[1:]
         if kind == "date":
             value = value.dt.date()
     else:  # pragma: no cover - kinds are validated by the plan
