@@ -518,14 +518,25 @@ def _clean_streamed(
         ]
         return parts, tables
 
-    def by_value(batch: pl.DataFrame, i: int, table: pl.DataFrame) -> list[pl.Series]:
-        """A repeating column's parsed outputs in row order: each row takes its value's row
-        of ``table`` (one cast and one gather, cheaper than a join); a null raw value has no
-        row there: it is missing, with a null value and code."""
-        name = rules[i].name
-        at = batch.get_column(name).cast(pl.Enum(table.get_column(name))).to_physical()
-        found = table.select(outs_of(i))[at].get_columns()
-        found[1] = found[1].fill_null(True)  # __m
+    def by_value(batch: pl.DataFrame, tables: list[pl.DataFrame]) -> list[pl.Series]:
+        """The repeating columns' parsed outputs in row order: each row takes its value's row
+        of the column's table (a cast and a gather, cheaper than a join). The positions of
+        all columns come from one query (Series.to_physical and fill_null would each run one
+        of their own); a null raw value takes an added last row: missing, with a null value
+        and code."""
+        at = batch.select(
+            pl.col(rules[i].name)
+            .cast(pl.Enum(t.get_column(rules[i].name)))
+            .to_physical()
+            .cast(pl.UInt32)
+            .fill_null(t.height)
+            for i, t in zip(sorted(repeating), tables, strict=True)
+        ).get_columns()
+        found: list[pl.Series] = []
+        for positions, i, t in zip(at, sorted(repeating), tables, strict=True):
+            missing_row = pl.DataFrame({f"__m{i}": [True]}, schema={f"__m{i}": pl.Boolean})
+            outs = pl.concat([t.select(outs_of(i)), missing_row], how="diagonal_relaxed")
+            found += outs[positions].get_columns()
         return found
 
     def order_counts(i: int, table: pl.DataFrame) -> pl.DataFrame:
@@ -578,8 +589,7 @@ def _clean_streamed(
             tables = results[len(results) - n_tables :]
             columns = [c for r in results[n_lookup : len(results) - n_tables] for c in r]
             try:
-                for i, table in zip(sorted(repeating), tables, strict=True):
-                    columns += by_value(batch, i, table)
+                columns += by_value(batch, tables) if tables else []
             except pl.exceptions.PolarsError as exc:
                 raise _unreadable(source, exc) from exc
             part = pl.DataFrame(columns).select(outs)
