@@ -180,12 +180,16 @@ def _currency(t: pl.Expr, default: str | None, tag: str) -> tuple[pl.Expr, pl.Ex
 
 _YMD = r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}"
 _HMS = r"[0-9]{2}:[0-5][0-9]:[0-5][0-9]"
+# The fixed-width ISO shapes read by strptime, by their length in bytes (a string of any of
+# them is ASCII); the two of 19 bytes differ in their 11th character, which each format
+# requires, so each string is read by its own format only.
 FAST_ISO = (
-    (_YMD + "$", "%Y-%m-%d"),
-    (_YMD + "T" + _HMS + "Z$", "%Y-%m-%dT%H:%M:%SZ"),
-    (_YMD + "T" + _HMS + "$", "%Y-%m-%dT%H:%M:%S"),
-    (_YMD + " " + _HMS + "$", "%Y-%m-%d %H:%M:%S"),
+    (10, "%Y-%m-%d"),
+    (20, "%Y-%m-%dT%H:%M:%SZ"),
+    (19, "%Y-%m-%dT%H:%M:%S"),
+    (19, "%Y-%m-%d %H:%M:%S"),
 )
+FAST_ISO_SHAPE = _YMD + "(?:T" + _HMS + "Z?| " + _HMS + ")?$"
 
 
 def _datetime(t: pl.Expr, dayfirst: bool, epoch_unit: str, tag: str) -> tuple[pl.Expr, Stages]:
@@ -200,11 +204,19 @@ def _datetime(t: pl.Expr, dayfirst: bool, epoch_unit: str, tag: str) -> tuple[pl
     # Fast path: the common fixed-width ISO shapes are read by strptime on only the rows of
     # that exact shape (every such string is also matched by the "iso" pattern below, which
     # gives the same result, valid or not); the capture patterns see only the other rows.
+    # One pattern tells whether a row has one of the shapes, its length which one.
+    n = pl.when(tt.str.contains(FAST_ISO_SHAPE)).then(tt.str.len_bytes()).alias(f"{tag}_n")
     fast = [
-        pl.when(tt.str.contains(shape)).then(tt).str.strptime(pl.Datetime("us"), fmt, strict=False)
-        for shape, fmt in FAST_ISO
+        pl.when(pl.col(f"{tag}_n") == size)
+        .then(tt)
+        .str.strptime(pl.Datetime("us"), fmt, strict=False)
+        for size, fmt in FAST_ISO
     ]
-    stages: Stages = [stage_a, [epoch.alias(f"{tag}_e"), pl.coalesce(fast).alias(f"{tag}_f")]]
+    stages: Stages = [
+        stage_a,
+        [n],
+        [epoch.alias(f"{tag}_e"), pl.coalesce(fast).alias(f"{tag}_f"), DropColumns(f"{tag}_n")],
+    ]
     stages.append(
         [
             pl.when(pl.col(f"{tag}_f").is_null() & pl.col(f"{tag}_e").is_null())
