@@ -74,10 +74,10 @@ ENGINE: Final = "streaming"
 # CSV bytes per batch. Pass 1 reads FIT_CHUNK_BYTES at a time (it keeps little of a
 # batch) and records them as ranges of about CSV_CHUNK_BYTES; pass 2 replays the ranges one
 # by one (it holds ~20x its batch while cleaning it, two at a time). Larger batches cost
-# less per row (~5-10 ms a batch); at 1M rows, 6 MB ranges gave the speed of 8 MB ones with
-# a peak ~50 MB lower (docs/BENCHMARKS.md).
+# less per row (~5 ms a batch); at 1M rows, 8 MB ranges are ~5% faster than 6 MB ones for
+# the same peak, now that labels are held as one-byte codes (docs/BENCHMARKS.md).
 FIT_CHUNK_BYTES = 16 << 20
-CSV_CHUNK_BYTES = 6 << 20
+CSV_CHUNK_BYTES = 8 << 20
 PARQUET_BATCH_ROWS = 131_072
 PASS1_WORKERS = 2
 PASS2_WORKERS = 2
