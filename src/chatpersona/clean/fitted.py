@@ -287,12 +287,15 @@ class FittedPlan:
         codes: dict[str, list[pl.DataFrame]],
         columns_in: list[str],
         tallies: Mapping[str, Callable[[], tuple[np.ndarray, np.ndarray]]] | None = None,
+        meanwhile: Callable[[], None] | None = None,
     ) -> FittedPlan:
         """The statistics from what a pass over the table kept: per column the counts, the
         parsed numbers (numeric kinds, in row order) or a one-item count of valid values
         (other kinds), and label / currency-code counts (``value``, ``n``); ``tallies``: a
         loader of a numeric column's distinct values and their counts, where a pass counted
-        them (its order statistics are then read from the counts)."""
+        them (its order statistics are then read from the counts). ``meanwhile`` runs on
+        this thread while the numeric statistics are computed (it may still fill ``counts``
+        and ``labels``)."""
         stats: dict[str, dict[str, Any]] = {}
 
         def numeric_facts(name: str) -> dict[str, Any]:
@@ -319,7 +322,10 @@ class FittedPlan:
         costly = [n for n in numeric if tallies is None or n not in tallies]
         order = costly + [n for n in numeric if n not in costly]
         with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-            numeric_stats = dict(zip(order, pool.map(numeric_facts, order), strict=True))
+            results = pool.map(numeric_facts, order)  # submitted now
+            if meanwhile is not None:
+                meanwhile()
+            numeric_stats = dict(zip(order, results, strict=True))
         for name, rule in self.plan.columns.items():
             st: dict[str, Any] = {"n": n_rows, **counts[name]}
             if rule.kind in NUMERIC_KINDS:

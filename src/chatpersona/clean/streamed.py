@@ -619,21 +619,29 @@ def _clean_streamed(
         for i, vc in zip(lookup, counted, strict=True):
             value_counts[i].append(vc)
         progress("fit", height)
-    # The distinct values of the looked-up columns, parsed once each (all columns at once).
-    tables_q = [
-        apply_stages(
-            pl.concat(value_counts.pop(i))
-            .lazy()
-            .group_by(rules[i].name, maintain_order=True)
-            .agg(pl.col("__len").sum()),
-            parse_stage(rules[i], i, mv),
-        ).select(rules[i].name, "__len", *outs_of(i))
-        for i in lookup
-    ]
-    parsed = dict(zip(lookup, _collect(tables_q, source), strict=True))
+
+    # The distinct values of the looked-up columns, parsed once each (all columns at once):
+    # the labels' now (the fit needs their counts), the others' (dates, texts: only pass 2
+    # needs them) on this thread while the fit's threads compute the numeric statistics.
+    def tables_of(columns: list[int]) -> dict[int, pl.DataFrame]:
+        queries = [
+            apply_stages(
+                pl.concat(value_counts.pop(i))
+                .lazy()
+                .group_by(rules[i].name, maintain_order=True)
+                .agg(pl.col("__len").sum()),
+                parse_stage(rules[i], i, mv),
+            ).select(rules[i].name, "__len", *outs_of(i))
+            for i in columns
+        ]
+        return dict(zip(columns, _collect(queries, source), strict=True)) if queries else {}
+
+    labels_first = [i for i in lookup if rules[i].kind in LABEL_KINDS or not fitting]
+    parsed = tables_of(labels_first)
     # Pass 2 starts reading while the statistics are computed.
     pass2_batches = raw_batches(source, empty, cuts=cuts)
     pass2 = stack.enter_context(ReadAhead(pass2_batches))
+    later = [i for i in lookup if i not in parsed]
     if fitting:
         missing = (
             {c: int(v) for c, v in pl.concat(tallies).sum().row(0, named=True).items()}
@@ -641,9 +649,19 @@ def _clean_streamed(
             else {}
         )
         fitted = _fit(
-            plan, rules, n_rows, columns_in, parsed, numbers, missing, code_counts, value_tallies
+            plan,
+            rules,
+            n_rows,
+            columns_in,
+            parsed,
+            numbers,
+            missing,
+            code_counts,
+            value_tallies,
+            meanwhile=lambda: parsed.update(tables_of(later)),
         )
     assert fitted is not None
+    parsed = {i: parsed[i] for i in lookup}  # in plan order
 
     # ---------------------------------------------------------------- pass 2: transform
     stats = fitted.stats_
@@ -1011,12 +1029,15 @@ def _fit(
     missing: dict[str, int],
     code_counts: dict[int, list[pl.DataFrame]],
     value_tallies: dict[int, list[pl.DataFrame]],
+    meanwhile: Callable[[], None] | None = None,
 ) -> FittedPlan:
     """Statistics from pass 1, through the same code as :meth:`FittedPlan.fit`; a numeric
     column's values are read from the spool when its statistics are computed; its counts
     (``missing``: ``m{i}`` missing, ``x{i}`` unparseable), currency codes
     (``code_counts``) and, for a repeating column, its parsed values (``value_tallies``: the
-    order statistics come from these counts, the same floats) were summed per batch."""
+    order statistics come from these counts, the same floats) were summed per batch. The
+    label counts, then ``meanwhile``, run on this thread while the numeric statistics are
+    computed on two others."""
     counts: dict[str, dict[str, int]] = {}
     numbers: dict[str, list[pl.Series] | Callable[[], pl.Series]] = {r.name: [] for r in rules}
     labels: dict[str, list[pl.DataFrame]] = {r.name: [] for r in rules}
@@ -1031,8 +1052,16 @@ def _fit(
             numbers[name] = spool.values(f"__p{i}")
             if rule.kind == "currency":
                 codes[name] += code_counts[i]
-        elif rule.kind in LABEL_KINDS:
-            t = parsed[i]
+        elif rule.kind not in LABEL_KINDS:
+            # Counts of dates, ids and texts are facts only (their fills do not depend on
+            # them): they are taken from the transform pass (see _patch_counts).
+            numbers[name] = [pl.Series("value", [0], dtype=pl.Int64)]
+
+    def label_counts() -> None:
+        for i, rule in enumerate(rules):
+            if rule.kind not in LABEL_KINDS:
+                continue
+            t, name = parsed[i], rule.name
             pe, me, w = pl.col(f"__p{i}"), pl.col(f"__m{i}"), pl.col("__len")
             sums = t.select(
                 w.filter(me).sum().alias("m"), w.filter(pe.is_null() & ~me).sum().alias("x")
@@ -1045,10 +1074,8 @@ def _fit(
                 .group_by(pe.alias("value"))
                 .agg(w.sum().cast(pl.UInt32).alias("n"))
             )
-        else:
-            # Counts of dates, ids and texts are facts only (their fills do not depend on
-            # them): they are taken from the transform pass (see _patch_counts).
-            numbers[name] = [pl.Series("value", [0], dtype=pl.Int64)]
+        if meanwhile is not None:
+            meanwhile()
 
     def tally_of(parts: list[pl.DataFrame]) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
         def load() -> tuple[np.ndarray, np.ndarray]:
@@ -1059,7 +1086,7 @@ def _fit(
 
     order_counts = {rules[i].name: tally_of(parts) for i, parts in value_tallies.items() if parts}
     return FittedPlan(plan)._finish_fit(
-        n_rows, counts, numbers, labels, codes, columns_in, order_counts
+        n_rows, counts, numbers, labels, codes, columns_in, order_counts, label_counts
     )
 
 
