@@ -204,7 +204,7 @@ def _datetime(t: pl.Expr, dayfirst: bool, epoch_unit: str, tag: str) -> tuple[pl
     # Fast path: the common fixed-width ISO shapes are read by strptime on only the rows of
     # that exact shape (every such string is also matched by the "iso" pattern below, which
     # gives the same result, valid or not); the capture patterns see only the other rows.
-    # One pattern tells whether a row has one of the shapes, its length which one.
+    # One pattern tells whether a row has one of the shapes; its length tells which.
     n = pl.when(tt.str.contains(FAST_ISO_SHAPE)).then(tt.str.len_bytes()).alias(f"{tag}_n")
     fast = [
         pl.when(pl.col(f"{tag}_n") == size)
