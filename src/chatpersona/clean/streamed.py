@@ -141,6 +141,19 @@ def _csv_head(path: Path, rows: int) -> pl.DataFrame | None:
 _BLANK = re.compile(rb"\s*")
 
 
+# numpy once the background import has loaded it (see _import_later_needs): it counts the
+# quotes of a read ~7x faster than bytes.count (0.36 vs 2.6 ms for 8 MB), without the GIL.
+_numpy: Any = None
+
+
+def _count_quotes(buf: bytes, lo: int, hi: int) -> int:
+    """The number of double quotes in ``buf[lo:hi]``."""
+    np = _numpy
+    if np is None or hi - lo < 1 << 16:
+        return buf.count(b'"', lo, hi)
+    return int(np.count_nonzero(np.frombuffer(buf, np.uint8, hi - lo, lo) == ord('"')))
+
+
 def _record_end(buf: bytes, lo: int = 0, hi: int | None = None) -> int:
     """The end of the last complete CSV record in ``buf[lo:hi]`` (which starts at a record
     boundary), as an offset into ``buf``: just past the last newline outside quotes; ``lo``
@@ -148,7 +161,7 @@ def _record_end(buf: bytes, lo: int = 0, hi: int | None = None) -> int:
     hi = len(buf) if hi is None else hi
     if buf.find(b'"', lo, hi) < 0:  # no quotes (the common case): the last newline
         return max(buf.rfind(b"\n", lo, hi) + 1, lo)
-    quotes = buf.count(b'"', lo, hi)
+    quotes = _count_quotes(buf, lo, hi)
     pos = hi
     while True:
         nl = buf.rfind(b"\n", lo, pos)
@@ -985,10 +998,13 @@ def _clean_streamed(
 
 
 def _import_later_needs() -> None:
+    global _numpy
     with contextlib.suppress(ImportError):
         # numpy itself, and numpy.ma, which numpy.median imports on its first call (50-95 ms
         # measured, in the fit between the passes, where nothing else runs).
-        import numpy.ma  # noqa: F401
+        import numpy.ma
+
+        _numpy = numpy
 
 
 def _collect(queries: list[pl.LazyFrame], source: Path) -> list[pl.DataFrame]:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chatpersona.clean import streamed
 from chatpersona.clean.streamed import _csv_batches, _record_end
 
 FIELD = st.one_of(
@@ -81,3 +82,30 @@ def test_record_end_in_a_range() -> None:
     assert _record_end(buf, 2, 9) == 2  # inside the quoted field: no record ends
     assert _record_end(buf, 2, 12) == len(b'h\n1,"a\nb"\n')
     assert _record_end(buf, 10, 13) == 10  # "2,3" without its newline
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from(['"', "\n", "a", ",", '""']), max_size=400),
+    st.integers(0, 5),
+    st.data(),
+)
+def test_quotes_are_counted_the_same_with_numpy(
+    pieces: list[str], pad: int, data: st.DataObject
+) -> None:
+    """Large reads count their quotes with numpy (once the background import has loaded it):
+    the same count, so the same record ends, as bytes.count."""
+    import numpy
+
+    buf = ("x" * 70_000 * pad + "".join(pieces) * 200).encode()
+    lo = data.draw(st.integers(0, len(buf)))
+    hi = data.draw(st.integers(lo, len(buf)))
+    saved = streamed._numpy
+    try:
+        streamed._numpy = None
+        plain = (streamed._count_quotes(buf, lo, hi), _record_end(buf, lo, hi))
+        streamed._numpy = numpy
+        assert (streamed._count_quotes(buf, lo, hi), _record_end(buf, lo, hi)) == plain
+    finally:
+        streamed._numpy = saved
+    assert plain[0] == buf.count(b'"', lo, hi)
