@@ -197,6 +197,9 @@ def write_table(df: pl.DataFrame, path: str | Path) -> None:
 PARQUET_ROW_GROUP = 16_384
 
 
+ARROW_SCHEMA_KEY = "ARROW:schema"
+
+
 def _arrow_schema_as_text(
     schema: pl.Schema, text_columns: Collection[str]
 ) -> dict[str, str] | None:
@@ -210,9 +213,6 @@ def _arrow_schema_as_text(
     buf = io.BytesIO()
     pl.DataFrame(schema=plain).write_parquet(buf)
     return {ARROW_SCHEMA_KEY: pl.read_parquet_metadata(buf.getvalue())[ARROW_SCHEMA_KEY]}
-
-
-ARROW_SCHEMA_KEY = "ARROW:schema"
 
 
 class _Abort(Exception):
